@@ -1,0 +1,46 @@
+# RoomFit: `make run` serves the app on the bundled model and demo catalogue; `make test` runs the test suite.
+# Every target creates/uses .venv and installs only what it needs (stamp files remember what is installed).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+SHARED ?= ../shared
+IKEA   ?= $(SHARED)/data/ikea
+ENCODER_WEIGHTS ?= $(SHARED)/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+ISNET  ?= $(SHARED)/models/isnet_small.onnx
+MANIFEST ?= data/ikea/manifest.jsonl
+LABELS ?= data/labels
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: help run test data label train evaluate export tune bench clean
+
+help:
+	@echo "make run | test | data | label | train | evaluate | export | tune | bench | clean"
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.serve: requirements.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-scraper.txt requirements-train.txt requirements-dev.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.serve
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+# ---- data and model pipeline (long runs are make targets, not tests) ----
+data: $(VENV)/.dev
+	$(PY) -m scraper import-dataset --dataset $(IKEA) --out $(MANIFEST)
+
+label: data
+	$(PY) -m training label --manifest $(MANIFEST) --out $(LABELS) --isnet-model $(ISNET) \
+		--include-unclassed --sheet runs/contact_sheet.png
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs build

@@ -1,0 +1,1 @@
+"""RoomFit scraper: builds the product image set (manifest.jsonl + images) from shop pages or a local dataset."""

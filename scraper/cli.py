@@ -1,0 +1,51 @@
+"""Command line for the scraper: `python -m scraper import-dataset|crawl ...`."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
+from .import_dataset import ImportConfig, import_dataset
+
+log = logging.getLogger(__name__)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    """Run import-dataset and print its summary."""
+    categories = load_categories(args.categories)
+    summary = import_dataset(ImportConfig(dataset_dir=args.dataset, out=args.out, source=args.source), categories)
+    print(f"manifest: {args.out}")
+    for key, value in vars(summary).items():
+        print(f"  {key:<10} {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser with one sub-command per job."""
+    parser = argparse.ArgumentParser(prog="python -m scraper", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import-dataset", help="write manifest.jsonl for a local folder with products.csv")
+    p.add_argument("--dataset", type=Path, default=Path("../shared/data/ikea"), help="folder with products.csv")
+    p.add_argument("--out", type=Path, default=Path("data/ikea/manifest.jsonl"), help="manifest to write/extend")
+    p.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES, help="categories.yaml rules")
+    p.add_argument("--source", default="ikea", help="source name recorded in the manifest")
+    p.set_defaults(func=_cmd_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the command, turn expected failures into a one-line error and exit code 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (CategoriesError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: everything written so far is kept; run again to resume")
+        return 130

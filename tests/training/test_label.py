@@ -1,0 +1,75 @@
+"""Labelling logic with a fake teacher (no ONNX model needed)."""
+import json
+
+import numpy as np
+from PIL import Image
+
+from scraper.manifest import ManifestRecord, ManifestWriter
+from training.label import UNCLASSED, LabelConfig, clean_mask, label_manifest
+
+CLASSES = ("background", "couch", "chair")
+
+
+class SquareTeacher:
+    """Foreground is a centred square covering `side` of the image, plus one tiny speck."""
+
+    name = "fake"
+
+    def __init__(self, side: float = 0.5):
+        self.side = side
+
+    def mask(self, image):
+        w, h = image.size
+        a = np.zeros((h, w), np.float32)
+        s0, s1 = int(h * (1 - self.side) / 2), int(h * (1 + self.side) / 2)
+        a[s0:s1, s0:s1] = 0.9
+        a[0, 0] = 1.0  # a speck
+        return a
+
+
+def test_clean_mask_drops_specks():
+    a = np.zeros((100, 100), np.float32)
+    a[10:60, 10:60] = 0.8
+    a[90, 90] = 0.9
+    a[95:97, 5:7] = 0.3  # below threshold
+    m = clean_mask(a, 0.5, 0.002)
+    assert m.sum() == 2500 and not m[90, 90]
+
+
+def _manifest(tmp_path, classes):
+    img_dir = tmp_path / "img"
+    img_dir.mkdir()
+    path = tmp_path / "manifest.jsonl"
+    with ManifestWriter(path) as w:
+        for i, klass in enumerate(classes):
+            Image.new("RGB", (64, 64), "white").save(img_dir / f"{i}.png")
+            w.append(ManifestRecord(id=str(i), path=f"img/{i}.png", sha256="0" * 64, width=64, height=64,
+                                    klass=klass))
+    return path
+
+
+def test_label_manifest_writes_class_ids_and_resumes(tmp_path):
+    manifest = _manifest(tmp_path, ["chair", None, "couch"])
+    cfg = LabelConfig(manifest=manifest, out=tmp_path / "labels", classes=CLASSES, include_unclassed=True)
+    s = label_manifest(cfg, SquareTeacher())
+    assert s.ok == 3
+    chair = np.asarray(Image.open(cfg.out / "masks" / "0.png"))
+    assert set(np.unique(chair)) == {0, 2} and chair[0, 0] == 0 and chair[32, 32] == 2
+    assert np.asarray(Image.open(cfg.out / "masks" / "1.png"))[32, 32] == UNCLASSED
+    assert np.asarray(Image.open(cfg.out / "alpha" / "2.png"))[32, 32] == round(0.9 * 255)
+    again = label_manifest(cfg, SquareTeacher())
+    assert again.ok == 0 and again.skipped_done == 3
+    assert len((cfg.out / "labels.jsonl").read_text().splitlines()) == 3
+
+
+def test_label_rejects_with_reasons(tmp_path):
+    manifest = _manifest(tmp_path, ["chair", None])
+    (tmp_path / "img" / "0.png").write_bytes(b"\x89PNG broken")
+    cfg = LabelConfig(manifest=manifest, out=tmp_path / "labels", classes=CLASSES)
+    s = label_manifest(cfg, SquareTeacher())
+    assert s.rejected == {"unreadable": 1}  # the unclassed product is not even attempted
+    (tmp_path / "b").mkdir()
+    full = LabelConfig(manifest=_manifest(tmp_path / "b", ["chair"]), out=tmp_path / "labels-b", classes=CLASSES)
+    assert label_manifest(full, SquareTeacher(side=1.0)).rejected == {"full-mask": 1}
+    entries = [json.loads(x) for x in (full.out / "labels.jsonl").read_text().splitlines()]
+    assert entries[0]["status"] == "rejected" and entries[0]["reason"] == "full-mask"
