@@ -31,6 +31,18 @@ $(VENV)/.dev: requirements.txt requirements-scraper.txt requirements-train.txt r
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.serve
 
+# ---- web app: gunicorn on $(HOST):$(PORT) with models/ and the demo catalogue (built on first run) ----
+DATABASE ?= instance/roomfit.sqlite
+FLASK    := DATABASE=$(DATABASE) $(VENV)/bin/flask --app webapp
+
+$(DATABASE): data/demo/catalogue.jsonl | $(VENV)/.serve
+	$(FLASK) init-db
+	$(FLASK) import-catalogue data/demo/catalogue.jsonl
+
+run: $(VENV)/.serve $(DATABASE)
+	SECRET_KEY="$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_hex(32))')}" DATABASE=$(DATABASE) \
+		HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py "webapp:create_app()"
+
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 

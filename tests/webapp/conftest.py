@@ -1,0 +1,156 @@
+"""Fixtures for the web app tests: a tiny deterministic TFLite model, a small catalogue, app/client/runner."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from webapp import create_app
+from webapp.db import get_db, init_db
+
+# Classes of the tiny model: dark pixels are "chair" (blue-ish dark pixels are "other"), white is background.
+TINY_CLASSES = ["background", "chair", "other"]
+TINY_H, TINY_W = 40, 56  # deliberately not square, so a swapped height/width shows up in the tests
+
+
+def build_tiny_model(out_dir: Path) -> Path:
+    """Export a fixed-weight 1x1-convolution segmenter to fp16 TFLite plus a model.json (the models/ contract)."""
+    import tensorflow as tf  # test-only dependency: the app itself runs the .tflite with ai-edge-litert
+
+    # logits = x @ W + b with x the raw RGB 0..255 pixel: background rises with brightness, chair and other
+    # with darkness; the red-minus-blue term decides between chair and other.
+    k = 20.0 / 765.0
+    w = np.array([
+        [k, -k + 10 / 255, -k - 10 / 255],    # R
+        [k, -k, -k],                          # G
+        [k, -k - 10 / 255, -k + 10 / 255],    # B
+    ], np.float32).reshape(1, 1, 3, 3)
+    b = np.array([-10.0, 10.5, 10.0], np.float32)
+
+    class Tiny(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, TINY_H, TINY_W, 3], tf.float32)])
+        def __call__(self, x):
+            return tf.nn.conv2d(x, tf.constant(w), strides=1, padding="SAME") + tf.constant(b)
+
+    module = Tiny()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    tflite = converter.convert()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tiny_fp16.tflite").write_bytes(tflite)
+    meta = {
+        "name": "tiny-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z", "classes": TINY_CLASSES,
+        "input": {"height": TINY_H, "width": TINY_W, "channels": 3, "dtype": "float32", "range": [0, 255],
+                  "color": "RGB", "resize": "bilinear"},
+        "output": {"kind": "logits", "layout": "NHWC", "height": TINY_H, "width": TINY_W,
+                   "channels": len(TINY_CLASSES)},
+        "serving_file": "tflite_fp16",
+        "files": {"tflite_fp16": {"path": "tiny_fp16.tflite", "sha256": hashlib.sha256(tflite).hexdigest(),
+                                  "bytes": len(tflite)}},
+        "metrics": {},
+    }
+    (out_dir / "model.json").write_text(json.dumps(meta, indent=2))
+    return out_dir
+
+
+def square_photo(size=(200, 160), box=(50, 40, 130, 120), color=(20, 20, 20), fmt="JPEG", mode="RGB") -> bytes:
+    """A white photo with one dark rectangle (the 'product'), encoded in fmt."""
+    img = Image.new("RGB", size, (255, 255, 255))
+    img.paste(color, box)
+    if mode != "RGB":
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """The tiny model, built once per test session."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def catalogue_manifest(tmp_path_factory) -> Path:
+    """A small scraper-style manifest.jsonl with generated product photos (paths relative to the manifest)."""
+    root = tmp_path_factory.mktemp("catalogue")
+    (root / "images").mkdir()
+    specs = [
+        ("c1", "chair", "BERNHARD Chair", "Chair", (60, 40, 140, 150), None),
+        ("c2", "chair", "ADDE Chair", "Chair", (30, 30, 90, 100), None),
+        ("s1", "couch", "STOCKSUND Three-seat sofa", "Three-seat sofa", (20, 60, 180, 130),
+         {"text": "W 200 x D 90 cm", "width_cm": 200.0, "depth_cm": 90.0}),
+        ("b1", "bowl", "RUNDLIG 100% bowl_x", "Serving bowl", (70, 70, 130, 110), {"text": "30 cm", "diameter_cm": 30.0}),
+        ("n1", None, "GRUNDTAL shelf", "Wall shelf", (10, 10, 190, 40), None),
+    ]
+    lines = []
+    for sku, klass, title, category, box, dims in specs:
+        data = square_photo(box=box)
+        (root / "images" / f"{sku}.jpg").write_bytes(data)
+        lines.append(json.dumps({
+            "id": sku, "path": f"images/{sku}.jpg", "sha256": hashlib.sha256(data).hexdigest(), "width": 200,
+            "height": 160, "category": category, "class": klass, "title": title, "sku": sku,
+            "dimensions": {"text": None, "width_cm": None, "depth_cm": None, "height_cm": None,
+                           "diameter_cm": None, **(dims or {})},
+            "image_url": None, "page_url": f"https://example.com/{sku}", "source": "test",
+            "fetched_at": "2026-01-01T00:00:00+00:00",
+        }))
+    lines.insert(2, '{"torn line')
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    return root / "manifest.jsonl"
+
+
+@pytest.fixture(scope="session")
+def rooms_dir(tmp_path_factory) -> Path:
+    """Two sample room photos."""
+    root = tmp_path_factory.mktemp("rooms")
+    for i, colour in enumerate([(200, 180, 150), (150, 170, 190)]):
+        Image.new("RGB", (640, 400), colour).save(root / f"room{i}.jpg", quality=85)
+    return root
+
+
+@pytest.fixture
+def make_app(tmp_path, model_dir, catalogue_manifest, rooms_dir):
+    """Factory for apps with test settings (overrides on top), the catalogue imported."""
+    def _make(**overrides):
+        from webapp.catalogue import import_file
+
+        config = {"TESTING": True, "DATABASE": str(tmp_path / "test.sqlite"), "MODEL_DIR": str(model_dir),
+                  "CACHE_DIR": str(tmp_path / "cache"), "ROOMS_DIR": str(rooms_dir), "PAGE_SIZE": 2,
+                  "MODEL_RETRY_SECONDS": 0.0, **overrides}
+        app = create_app(config)
+        with app.app_context():
+            init_db()
+            import_file(get_db(), catalogue_manifest)
+        return app
+    return _make
+
+
+@pytest.fixture
+def app(make_app):
+    """The app under test."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    """A test client."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture(name="square_photo")
+def square_photo_fixture():
+    """The square_photo() helper for test modules (conftest is not importable under --import-mode=importlib)."""
+    return square_photo

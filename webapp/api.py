@@ -1,0 +1,245 @@
+"""The JSON API: POST /predict, the catalogue endpoints, health/readiness, metrics and the OpenAPI document."""
+from __future__ import annotations
+
+import base64
+import logging
+import sqlite3
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
+
+from . import catalogue, imaging, openapi
+from .db import get_db
+from .errors import ApiError
+from .segmenter import Prediction, Segmenter
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__)
+
+FORMATS = ("json", "png", "mask")
+# Catalogue cut-outs are cropped almost tight so the image width is the product width (true-to-scale room view).
+CATALOGUE_MARGIN = 0.01
+
+
+def _services():
+    """The app's Services (imported late: the package imports this module)."""
+    from . import services
+
+    return services()
+
+
+def _param(name: str, default: str) -> str:
+    """A parameter from the form or the query string."""
+    return (request.form.get(name) or request.args.get(name) or default).strip().lower()
+
+
+def _bool_param(name: str, default: bool) -> bool:
+    """A true/false parameter; anything else is a 400."""
+    raw = _param(name, "true" if default else "false")
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ApiError(400, "invalid_parameter", f"{name} must be true or false, got {raw!r}")
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query argument within [lo, hi]; anything else is a 400."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "invalid_parameter", f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _rate_limit() -> None:
+    """Apply the per-client token bucket to expensive endpoints (when enabled)."""
+    limiter = _services().limiter
+    if limiter is not None:
+        limiter.check(request.remote_addr or "unknown")
+
+
+def ready_segmenter() -> Segmenter:
+    """The model session, or a 503 while the model is missing or broken."""
+    holder = _services().segmenter
+    seg = holder.get()
+    if seg is None:
+        raise ApiError(503, "model_not_ready", f"the model is not loaded: {holder.error}", {"Retry-After": "5"})
+    return seg
+
+
+def _model_info(seg: Segmenter) -> dict[str, str]:
+    """Model name and version for responses."""
+    return {"name": seg.spec.name, "version": seg.spec.version}
+
+
+def run_prediction(seg: Segmenter, data: bytes, *, need_full: bool) -> tuple[imaging.Decoded, Prediction, float]:
+    """Decode and segment an upload; returns the decoded image, the prediction and the decode time in ms."""
+    t0 = time.perf_counter()
+    decoded = imaging.decode(data, (seg.spec.input_width, seg.spec.input_height),
+                             max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full)
+    decode_ms = (time.perf_counter() - t0) * 1000
+    pred = seg.predict(decoded.model_input, decoded.size)
+    metrics = _services().metrics
+    metrics.inference.observe(pred.timing_ms["inference"] / 1000)
+    metrics.predictions.labels(pred.detections[0].label if pred.detections else "none").inc()
+    return decoded, pred, decode_ms
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    """Segment an uploaded photo: JSON with a base64 mask (default), the RGBA cut-out, or the mask PNG."""
+    t_start = time.perf_counter()
+    _rate_limit()
+    fmt = _param("format", "json")
+    if fmt not in FORMATS:
+        raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    crop = _bool_param("crop", True)
+    if request.mimetype != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type",
+                       "send the image as multipart/form-data in a field named 'image'")
+    upload = request.files.get("image")
+    if upload is None:
+        raise ApiError(400, "missing_field", "multipart field 'image' is required")
+    data = upload.read()
+    seg = ready_segmenter()
+    decoded, pred, decode_ms = run_prediction(seg, data, need_full=(fmt == "png"))
+    t_enc = time.perf_counter()
+    label = pred.detections[0].label if pred.detections else "none"
+    if fmt == "png":
+        bbox = pred.detections[0].bbox if (pred.detections and crop) else None
+        resp = Response(imaging.png_bytes(imaging.cutout(decoded.full, pred.mask, bbox)), mimetype="image/png")
+        resp.headers["X-Detected-Class"] = label
+        return resp
+    mask_png = imaging.png_bytes(pred.mask)
+    if fmt == "mask":
+        resp = Response(mask_png, mimetype="image/png")
+        resp.headers["X-Detected-Class"] = label
+        return resp
+    timing = {"decode": decode_ms, **pred.timing_ms, "encode": (time.perf_counter() - t_enc) * 1000,
+              "total": (time.perf_counter() - t_start) * 1000}
+    return jsonify({
+        "success": True,
+        "predictions": [d.as_dict() for d in pred.detections],
+        "mask": base64.b64encode(mask_png).decode("ascii"),
+        "width": decoded.size[0],
+        "height": decoded.size[1],
+        "model": _model_info(seg),
+        "timing_ms": {k: round(v, 2) for k, v in timing.items()},
+    })
+
+
+def _product_or_404(product_id: int) -> sqlite3.Row:
+    """The product row, or a 404."""
+    row = catalogue.get_product(get_db(), product_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no product with id {product_id}")
+    return row
+
+
+def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
+    """A catalogue product's cut-out PNG and detection info, from the cache or computed and cached."""
+    seg = ready_segmenter()
+    cache = _services().cache
+    hit = cache.get(row["image_sha256"], seg.model_hash)
+    if hit is not None:
+        return hit
+    try:
+        with open(row["image_path"], "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        log.error("product %s: photo unreadable: %s", row["id"], exc)
+        raise ApiError(404, "not_found", f"the photo of product {row['id']} is missing") from exc
+    decoded, pred, _ = run_prediction(seg, data, need_full=True)
+    bbox = pred.detections[0].bbox if pred.detections else None
+    image = imaging.cutout(decoded.full, pred.mask, bbox, margin=CATALOGUE_MARGIN)
+    meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
+            "width": image.width, "height": image.height}
+    png = imaging.png_bytes(image)
+    cache.put(row["image_sha256"], seg.model_hash, png, meta)
+    return png, meta
+
+
+@bp.get("/api/products")
+def products() -> Response:
+    """List products with optional class filter, search and paging."""
+    per_page = _int_arg("per_page", current_app.config["PAGE_SIZE"], 1, 100)
+    page = _int_arg("page", 1, 1, 1_000_000)
+    klass = request.args.get("class") or None
+    query = (request.args.get("q") or "").strip()[:100] or None
+    rows, total = catalogue.list_products(get_db(), klass=klass, query=query, page=page, per_page=per_page)
+    return jsonify({
+        "success": True,
+        "products": [catalogue.product_json(r, url_for) for r in rows],
+        "page": page, "per_page": per_page, "total": total, "pages": max(1, -(-total // per_page)),
+        "classes": [{"name": c, "count": n} for c, n in catalogue.class_counts(get_db())],
+    })
+
+
+@bp.get("/api/products/<int:product_id>")
+def product(product_id: int) -> Response:
+    """One product, with its detection when the model is ready."""
+    row = _product_or_404(product_id)
+    body = {"success": True, "product": catalogue.product_json(row, url_for)}
+    if _services().segmenter.get() is not None:
+        body["cutout"] = cached_cutout(row)[1]
+    return jsonify(body)
+
+
+@bp.get("/api/products/<int:product_id>/image")
+def product_image(product_id: int) -> Response:
+    """The product's original photo."""
+    row = _product_or_404(product_id)
+    try:
+        return send_file(row["image_path"], max_age=86400)
+    except FileNotFoundError as exc:
+        raise ApiError(404, "not_found", f"the photo of product {product_id} is missing") from exc
+
+
+@bp.get("/api/products/<int:product_id>/cutout.png")
+def product_cutout(product_id: int) -> Response:
+    """The product's transparent cut-out (cached on disk per image and model)."""
+    row = _product_or_404(product_id)
+    _rate_limit()
+    png, meta = cached_cutout(row)
+    resp = Response(png, mimetype="image/png")
+    resp.headers["X-Detected-Class"] = meta["detections"][0]["label"] if meta["detections"] else "none"
+    resp.set_etag(f"{row['image_sha256'][:16]}-{ready_segmenter().model_hash}")
+    resp.cache_control.public = True
+    resp.cache_control.max_age = 3600
+    return resp.make_conditional(request)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness: the process answers."""
+    return jsonify({"success": True, "status": "alive"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Readiness: the model is loaded and runs."""
+    holder = _services().segmenter
+    seg = holder.get()
+    if seg is None:
+        raise ApiError(503, "model_not_ready", f"the model is not loaded: {holder.error}", {"Retry-After": "5"})
+    return jsonify({"success": True, "status": "ready", "model": _model_info(seg)})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics in the text exposition format."""
+    return _services().metrics.exposition()
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    """The OpenAPI 3 description of this API."""
+    return jsonify(openapi.build_spec())

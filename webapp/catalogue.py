@@ -1,0 +1,165 @@
+"""The product catalogue: importing manifests/CSV files and the (parameterised) queries the pages and API use."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .cache import file_sha256
+
+log = logging.getLogger(__name__)
+
+_DIM_KEYS = ("width_cm", "depth_cm", "height_cm", "diameter_cm")
+_COLUMNS = ("sku", "name", "category", "class", "image_path", "image_sha256", "width_px", "height_px",
+            "dimensions_text", *_DIM_KEYS, "source", "source_url")
+
+
+@dataclass
+class ImportStats:
+    """What an import did."""
+
+    imported: int = 0
+    skipped: int = 0
+
+
+def _first(row: dict[str, Any], *keys: str) -> Any:
+    """The first non-empty value among keys."""
+    for k in keys:
+        v = row.get(k)
+        if v not in (None, ""):
+            return v
+    return None
+
+
+def _number(value: Any) -> float | None:
+    """A positive float, or None for empty or unparsable values."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a manifest.jsonl (the scraper's contract, see DEVELOPERS.md); bad lines are skipped with a warning."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                log.warning("%s:%d: skipping bad line (%s)", path, lineno, exc)
+                continue
+            if not isinstance(d, dict):
+                log.warning("%s:%d: skipping a line that is not an object", path, lineno)
+                continue
+            dims = d.get("dimensions") if isinstance(d.get("dimensions"), dict) else {}
+            yield {
+                "sku": _first(d, "sku", "id"), "name": _first(d, "title", "name"), "category": d.get("category"),
+                "class": d.get("class"), "path": d.get("path"), "sha256": d.get("sha256"),
+                "width_px": d.get("width"), "height_px": d.get("height"), "dimensions_text": dims.get("text"),
+                **{k: dims.get(k) for k in _DIM_KEYS},
+                "source": d.get("source"), "source_url": _first(d, "page_url", "image_url"),
+            }
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV with manifest-like columns (sku/id, name/title, category/type, class, path/file, *_cm, size)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            yield {
+                "sku": _first(row, "sku", "id"), "name": _first(row, "name", "title"),
+                "category": _first(row, "category", "type"), "class": _first(row, "class"),
+                "path": _first(row, "path", "file", "image"), "sha256": _first(row, "sha256"),
+                "width_px": _first(row, "width"), "height_px": _first(row, "height"),
+                "dimensions_text": _first(row, "dimensions", "size"), **{k: row.get(k) for k in _DIM_KEYS},
+                "source": _first(row, "source"), "source_url": _first(row, "page_url", "url", "source_url"),
+            }
+
+
+def import_file(db: sqlite3.Connection, source: Path, *, include_unclassified: bool = False) -> ImportStats:
+    """Upsert the products of a manifest.jsonl or CSV; image paths are relative to the file's folder."""
+    rows = _csv_rows(source) if source.suffix.lower() == ".csv" else _manifest_rows(source)
+    base = source.resolve().parent
+    stats = ImportStats()
+    for row in rows:
+        image = Path(str(row["path"] or ""))
+        image = image if image.is_absolute() else base / image
+        if not row["sku"] or not row["path"] or not image.is_file():
+            log.warning("%s: skipping %s: image %s not found", source, row["sku"], image)
+            stats.skipped += 1
+            continue
+        if not row["class"] and not include_unclassified:
+            stats.skipped += 1
+            continue
+        values = {
+            "sku": str(row["sku"]), "name": str(row["name"] or row["sku"]), "category": row["category"],
+            "class": row["class"] or None, "image_path": str(image.resolve()),
+            "image_sha256": row["sha256"] or file_sha256(image),
+            "width_px": int(row["width_px"]) if _number(row["width_px"]) else None,
+            "height_px": int(row["height_px"]) if _number(row["height_px"]) else None,
+            "dimensions_text": row["dimensions_text"], **{k: _number(row[k]) for k in _DIM_KEYS},
+            "source": row["source"], "source_url": row["source_url"],
+        }
+        db.execute(
+            f"INSERT INTO product ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+            f"ON CONFLICT(sku) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}",
+            [values[c] for c in _COLUMNS],
+        )
+        stats.imported += 1
+    db.commit()
+    log.info("imported %d products from %s (%d skipped)", stats.imported, source, stats.skipped)
+    return stats
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching text anywhere, with LIKE's wildcards escaped."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def list_products(db: sqlite3.Connection, *, klass: str | None, query: str | None, page: int,
+                  per_page: int) -> tuple[list[sqlite3.Row], int]:
+    """One page of products filtered by class and a name/sku/category search, and the total match count."""
+    where, params = [], []
+    if klass:
+        where.append("class = ?")
+        params.append(klass)
+    if query:
+        where.append("(name LIKE ? ESCAPE '\\' OR sku LIKE ? ESCAPE '\\' OR category LIKE ? ESCAPE '\\')")
+        params += [_like(query)] * 3
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    total = db.execute(f"SELECT COUNT(*) FROM product {clause}", params).fetchone()[0]
+    rows = db.execute(f"SELECT * FROM product {clause} ORDER BY class, name, id LIMIT ? OFFSET ?",
+                      [*params, per_page, (page - 1) * per_page]).fetchall()
+    return rows, total
+
+
+def get_product(db: sqlite3.Connection, product_id: int) -> sqlite3.Row | None:
+    """One product by id."""
+    return db.execute("SELECT * FROM product WHERE id = ?", (product_id,)).fetchone()
+
+
+def class_counts(db: sqlite3.Connection) -> list[tuple[str, int]]:
+    """Classes present in the catalogue with their product counts."""
+    rows = db.execute("SELECT class, COUNT(*) FROM product WHERE class IS NOT NULL GROUP BY class ORDER BY class")
+    return [(r[0], r[1]) for r in rows]
+
+
+def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:
+    """Public JSON form of a product row (no file-system paths)."""
+    return {
+        "id": row["id"], "sku": row["sku"], "name": row["name"], "category": row["category"],
+        "class": row["class"],
+        "dimensions": {"text": row["dimensions_text"], **{k: row[k] for k in _DIM_KEYS}},
+        "image_url": url_for("api.product_image", product_id=row["id"]),
+        "cutout_url": url_for("api.product_cutout", product_id=row["id"]),
+        "page_url": url_for("pages.product", product_id=row["id"]),
+        "source_url": row["source_url"],
+    }

@@ -1,0 +1,94 @@
+"""Environment-driven configuration for the web app (every setting has an env variable of the same name)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    """Read a yes/no environment variable."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_number(name: str, default: float, kind: type = int) -> float:
+    """Read a numeric environment variable, failing loudly on garbage rather than silently using the default."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"environment variable {name} must be {what}, got {raw!r}") from exc
+
+
+def _env_path(name: str, default: Path) -> str:
+    """Read a path environment variable; relative paths are taken from the project root."""
+    raw = os.environ.get(name) or str(default)
+    p = Path(raw)
+    return str(p if p.is_absolute() else PROJECT_ROOT / p)
+
+
+@dataclass
+class Config:
+    """All settings of the app. Field names are the Flask config keys and the environment variable names."""
+
+    SECRET_KEY: str | None = None
+    DEBUG: bool = False
+    TESTING: bool = False
+    LOG_LEVEL: str = "INFO"
+    DATABASE: str = str(PROJECT_ROOT / "instance" / "roomfit.sqlite")
+    MODEL_DIR: str = str(PROJECT_ROOT / "models")
+    CACHE_DIR: str = str(PROJECT_ROOT / "instance" / "cache")
+    ROOMS_DIR: str = str(PROJECT_ROOT / "data" / "demo" / "rooms")
+    MAX_CONTENT_LENGTH: int = 10 * 1024 * 1024
+    MAX_IMAGE_PIXELS: int = 40_000_000
+    # Threads each TFLite interpreter may use; 1 keeps several request threads from fighting over 2 cores.
+    MODEL_THREADS: int = 1
+    # How often (s) to retry loading a missing or broken model, so a model that lands later is picked up.
+    MODEL_RETRY_SECONDS: float = 5.0
+    MASK_THRESHOLD: float = 0.5
+    # Fraction of the image below which the foreground is noise and the answer is "no product".
+    MIN_PRODUCT_AREA: float = 0.005
+    RATELIMIT_ENABLED: bool = True
+    RATELIMIT_PER_SECOND: float = 10.0
+    RATELIMIT_BURST: int = 30
+    # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted (0: use the socket address).
+    PROXY_COUNT: int = 0
+    PAGE_SIZE: int = 24
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        """Build the configuration from environment variables, falling back to the defaults above."""
+        d = cls()
+        return cls(
+            SECRET_KEY=os.environ.get("SECRET_KEY") or None,
+            DEBUG=_env_bool("FLASK_DEBUG", False),
+            TESTING=False,
+            LOG_LEVEL=os.environ.get("LOG_LEVEL", d.LOG_LEVEL).upper(),
+            DATABASE=_env_path("DATABASE", Path(d.DATABASE)),
+            MODEL_DIR=_env_path("MODEL_DIR", Path(d.MODEL_DIR)),
+            CACHE_DIR=_env_path("CACHE_DIR", Path(d.CACHE_DIR)),
+            ROOMS_DIR=_env_path("ROOMS_DIR", Path(d.ROOMS_DIR)),
+            MAX_CONTENT_LENGTH=_env_number("MAX_CONTENT_LENGTH", d.MAX_CONTENT_LENGTH),
+            MAX_IMAGE_PIXELS=_env_number("MAX_IMAGE_PIXELS", d.MAX_IMAGE_PIXELS),
+            MODEL_THREADS=_env_number("MODEL_THREADS", d.MODEL_THREADS),
+            MODEL_RETRY_SECONDS=_env_number("MODEL_RETRY_SECONDS", d.MODEL_RETRY_SECONDS, float),
+            MASK_THRESHOLD=_env_number("MASK_THRESHOLD", d.MASK_THRESHOLD, float),
+            MIN_PRODUCT_AREA=_env_number("MIN_PRODUCT_AREA", d.MIN_PRODUCT_AREA, float),
+            RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", d.RATELIMIT_ENABLED),
+            RATELIMIT_PER_SECOND=_env_number("RATELIMIT_PER_SECOND", d.RATELIMIT_PER_SECOND, float),
+            RATELIMIT_BURST=_env_number("RATELIMIT_BURST", d.RATELIMIT_BURST),
+            PROXY_COUNT=_env_number("PROXY_COUNT", d.PROXY_COUNT),
+            PAGE_SIZE=_env_number("PAGE_SIZE", d.PAGE_SIZE),
+        )
+
+    def as_mapping(self) -> dict:
+        """The settings as a Flask config mapping."""
+        return asdict(self)

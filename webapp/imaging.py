@@ -1,0 +1,117 @@
+"""Decoding untrusted uploads into RGB images, and encoding masks and cut-outs as PNG."""
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+_ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+# Crop margin around the product in /predict cut-outs, as a fraction of the product's larger side.
+CROP_MARGIN = 0.04
+PNG_COMPRESS_LEVEL = 1  # masks are mostly flat: level 1 is several times faster and barely larger
+
+
+@dataclass
+class Decoded:
+    """An upload decoded for the model: the model-sized RGB input, and the full RGB image when asked for."""
+
+    size: tuple[int, int]  # full resolution (w, h) after EXIF orientation
+    model_input: Image.Image
+    full: Image.Image | None
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Identify an upload without decoding its pixels; raise ApiError for empty, non-image, unsupported or huge data."""
+    if not data:
+        raise ApiError(400, "empty_file", "the uploaded file is empty")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ApiError(422, "too_many_pixels", f"image is too large to decode safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ApiError(400, "invalid_image", "the file is not a recognisable image") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        # Pillow plugins raise these for damaged headers.
+        raise ApiError(400, "invalid_image", f"the image header is damaged ({exc})") from exc
+    if img.format not in ALLOWED_FORMATS:
+        raise ApiError(415, "unsupported_media_type",
+                       f"{img.format} images are not supported; send JPEG, PNG or WebP")
+    w, h = img.size
+    if w < 1 or h < 1 or w * h > max_pixels:
+        raise ApiError(422, "too_many_pixels",
+                       f"image has {w}x{h} = {w * h} pixels; the limit is {max_pixels}")
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any mode to RGB; transparency is composited over white (shop photos are on white)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # 16-bit (and 32-bit) greyscale: scale to 8 bits instead of clipping everything above 255 to white.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        grey = np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_full: bool) -> Decoded:
+    """Decode an upload: honour EXIF orientation, convert to RGB and resize once to the model input (w, h)."""
+    img = open_image(data, max_pixels)
+    w, h = img.size
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, SyntaxError, OSError) as exc:
+        log.info("ignoring unreadable EXIF (%s)", exc)
+        orientation = 1
+    full_size = (h, w) if orientation in _ROTATED_ORIENTATIONS else (w, h)
+    try:
+        if not need_full and img.format == "JPEG":
+            # Let libjpeg decode at a reduced scale (still >= the model input): much faster than a full decode.
+            mw, mh = model_size if orientation not in _ROTATED_ORIENTATIONS else model_size[::-1]
+            img.draft("RGB", (mw, mh))
+        img.load()
+        if orientation != 1:
+            img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        raise ApiError(422, "too_many_pixels", f"image is too large to decode safely ({exc})") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ApiError(400, "invalid_image", f"the image data is corrupt or truncated ({exc})") from exc
+    model_input = rgb.resize(model_size, Image.BILINEAR)
+    return Decoded(full_size, model_input, rgb if need_full else None)
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """Encode an image as PNG quickly."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buf.getvalue()
+
+
+def cutout(rgb: Image.Image, mask: Image.Image, bbox: tuple[int, int, int, int] | None,
+           margin: float = CROP_MARGIN) -> Image.Image:
+    """RGBA cut-out of the product: the photo with the mask as alpha, cropped to bbox plus a margin when given."""
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(mask)
+    if bbox is None:
+        return rgba
+    x0, y0, x1, y1 = bbox
+    pad = int(round(max(x1 - x0, y1 - y0) * margin))
+    w, h = rgba.size
+    return rgba.crop((max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)))

@@ -1,0 +1,166 @@
+"""The OpenAPI 3 document of the REST API, built with apispec (served at /openapi.json, rendered at /docs)."""
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec
+
+API_VERSION = "1.0.0"
+
+
+def _error(description: str) -> dict[str, Any]:
+    """A response that carries the common error body."""
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    """A JSON response with a named schema."""
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _png(description: str) -> dict[str, Any]:
+    """A PNG response."""
+    return {"description": description, "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+_PRODUCT_ID = {"name": "product_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_RATE_LIMITED = _error("Rate limited: retry after the number of seconds in the Retry-After header")
+_NOT_READY = _error("The model is not loaded (yet); retry later")
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object", "required": ["success", "error"],
+        "properties": {
+            "success": {"type": "boolean", "enum": [False]},
+            "error": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "example": "invalid_image",
+                         "description": "missing_field, empty_file, invalid_image, invalid_parameter, not_found, "
+                                        "method_not_allowed, payload_too_large, unsupported_media_type, "
+                                        "too_many_pixels, rate_limited, model_not_ready, internal_error"},
+                "message": {"type": "string"}}},
+        },
+    },
+    "Detection": {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "example": "chair"},
+            "score": {"type": "number", "description": "mean probability of the label over its pixels"},
+            "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+                     "description": "x0, y0, x1, y1 in input pixels (x1, y1 exclusive)"},
+            "area": {"type": "number", "description": "fraction of the image covered by the product"},
+        },
+    },
+    "Prediction": {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"},
+                            "description": "empty when no product is found"},
+            "mask": {"type": "string", "format": "byte",
+                     "description": "base64 PNG, 8-bit alpha (0 background .. 255 product), same size as the input"},
+            "width": {"type": "integer"}, "height": {"type": "integer"},
+            "model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
+            "timing_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+    },
+    "Product": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"}, "sku": {"type": "string"}, "name": {"type": "string"},
+            "category": {"type": "string", "nullable": True}, "class": {"type": "string", "nullable": True},
+            "dimensions": {"type": "object", "properties": {
+                "text": {"type": "string", "nullable": True},
+                "width_cm": {"type": "number", "nullable": True}, "depth_cm": {"type": "number", "nullable": True},
+                "height_cm": {"type": "number", "nullable": True},
+                "diameter_cm": {"type": "number", "nullable": True}}},
+            "image_url": {"type": "string"}, "cutout_url": {"type": "string"}, "page_url": {"type": "string"},
+            "source_url": {"type": "string", "nullable": True},
+        },
+    },
+    "ProductPage": {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "products": {"type": "array", "items": {"$ref": "#/components/schemas/Product"}},
+            "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+            "pages": {"type": "integer"},
+            "classes": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "count": {"type": "integer"}}}},
+        },
+    },
+}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/predict": {"post": {
+        "summary": "Cut the product out of a photo",
+        "description": "Upload a JPEG, PNG or WebP photo (EXIF orientation honoured, any colour mode). "
+                       "Returns the mask at the photo's full resolution and the detected product class.",
+        "parameters": [
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "png", "mask"],
+                                                         "default": "json"},
+             "description": "json: detections + base64 mask; png: RGBA cut-out; mask: 8-bit mask PNG "
+                            "(may also be sent as a form field)"},
+            {"name": "crop", "in": "query", "schema": {"type": "boolean", "default": True},
+             "description": "format=png only: crop the cut-out to the product plus a margin"},
+        ],
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["image"],
+            "properties": {"image": {"type": "string", "format": "binary"}}}}}},
+        "responses": {
+            "200": {"description": "Prediction (format=json), cut-out or mask PNG (X-Detected-Class header)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Prediction"}},
+                                "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+            "400": _error("Missing field, empty, corrupt or non-image data, or a bad parameter"),
+            "413": _error("Upload larger than MAX_CONTENT_LENGTH"),
+            "415": _error("Unsupported image type (e.g. GIF) or not multipart/form-data"),
+            "422": _error("Too many pixels (decompression-bomb guard)"),
+            "429": _RATE_LIMITED,
+            "503": _NOT_READY,
+        },
+    }},
+    "/api/products": {"get": {
+        "summary": "List catalogue products",
+        "parameters": [
+            {"name": "class", "in": "query", "schema": {"type": "string"}, "description": "model class filter"},
+            {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "name/sku/category search"},
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+        ],
+        "responses": {"200": _json("One page of products", "ProductPage"), "400": _error("Bad paging parameter")},
+    }},
+    "/api/products/{product_id}": {"get": {
+        "summary": "One product (with its detection when the model is ready)",
+        "parameters": [_PRODUCT_ID],
+        "responses": {"200": _json("The product", "Product"), "404": _error("No such product")},
+    }},
+    "/api/products/{product_id}/image": {"get": {
+        "summary": "The product's original photo", "parameters": [_PRODUCT_ID],
+        "responses": {"200": {"description": "The photo", "content": {"image/jpeg": {}, "image/png": {}}},
+                      "404": _error("No such product")},
+    }},
+    "/api/products/{product_id}/cutout.png": {"get": {
+        "summary": "The product's transparent cut-out (cached per image and model)", "parameters": [_PRODUCT_ID],
+        "responses": {"200": _png("RGBA cut-out cropped to the product"), "404": _error("No such product"),
+                      "429": _RATE_LIMITED, "503": _NOT_READY},
+    }},
+    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is alive"}}}},
+    "/readyz": {"get": {"summary": "Readiness (model loaded)",
+                        "responses": {"200": {"description": "Ready"}, "503": _NOT_READY}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics",
+                         "responses": {"200": {"description": "Text exposition format",
+                                               "content": {"text/plain": {}}}}}},
+}
+
+
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI document as a dict."""
+    spec = APISpec(
+        title="RoomFit API", version=API_VERSION, openapi_version="3.0.3",
+        info={"description": "Cut furniture and decor products out of photos. Errors are always "
+                             '{"success": false, "error": {"code", "message"}}.'},
+    )
+    for name, schema in SCHEMAS.items():
+        spec.components.schema(name, schema)
+    for path, operations in PATHS.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()

@@ -1,0 +1,254 @@
+"""The segmentation session: reads models/model.json, verifies the TFLite file and predicts product masks.
+
+Built once per worker; the TFLite interpreter itself is not thread-safe, so each request thread gets its own,
+built lazily on first use and kept for the thread's life (gunicorn's gthread pool reuses threads).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .cache import file_sha256
+
+log = logging.getLogger(__name__)
+
+GENERIC_CLASS = "other"
+# Width of the soft edge: probabilities within +-FEATHER of the threshold ramp from transparent to opaque.
+FEATHER = 0.15
+
+
+class ModelError(RuntimeError):
+    """The model folder is missing, malformed or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What model.json promises about the serving model."""
+
+    name: str
+    version: str
+    classes: tuple[str, ...]
+    input_height: int
+    input_width: int
+    path: Path
+    sha256: str
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "ModelSpec":
+        """Read and validate model.json and verify the serving file's sha256."""
+        model_dir = Path(model_dir)
+        meta_path = model_dir / "model.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelError(f"no model: {meta_path} not found") from exc
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{meta_path}: unreadable ({exc})") from exc
+        try:
+            entry = meta["files"][meta.get("serving_file", "tflite_fp16")]
+            classes = tuple(str(c) for c in meta["classes"])
+            spec = cls(
+                name=str(meta.get("name", "model")),
+                version=str(meta.get("version", "0")),
+                classes=classes,
+                input_height=int(meta["input"]["height"]),
+                input_width=int(meta["input"]["width"]),
+                path=model_dir / entry["path"],
+                sha256=str(entry["sha256"]).lower(),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{meta_path}: missing or bad field ({exc!r})") from exc
+        if len(classes) < 2:
+            raise ModelError(f"{meta_path}: needs background plus at least one class, got {classes}")
+        actual = _sha256(spec.path)
+        if actual != spec.sha256:
+            raise ModelError(f"{spec.path}: sha256 {actual[:12]}… does not match model.json ({spec.sha256[:12]}…)")
+        return spec
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 of a file, or raise ModelError when it cannot be read."""
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise ModelError(f"model file unreadable: {exc}") from exc
+
+
+@dataclass
+class Detection:
+    """The product found in an image."""
+
+    label: str
+    score: float
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), full-resolution pixels
+    area: float  # fraction of the image covered by the product
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"label": self.label, "score": round(self.score, 4), "bbox": list(self.bbox),
+                "area": round(self.area, 5)}
+
+
+@dataclass
+class Prediction:
+    """Result of one predict(): a full-resolution 8-bit alpha mask and the detections (empty: no product)."""
+
+    mask: Image.Image  # mode "L", size of the input image
+    detections: list[Detection]
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Segmenter:
+    """A model session: predict(image, size) -> Prediction. Safe to share between threads."""
+
+    def __init__(self, spec: ModelSpec, *, num_threads: int = 1, threshold: float = 0.5,
+                 min_area: float = 0.005) -> None:
+        self.spec = spec
+        self.num_threads = num_threads
+        self.threshold = threshold
+        self.min_area = min_area
+        self._local = threading.local()
+        self._lut = _alpha_lut(threshold)
+        self._generic = spec.classes.index(GENERIC_CLASS) if GENERIC_CLASS in spec.classes else -1
+
+    @property
+    def model_hash(self) -> str:
+        """Short hash identifying the model (for cache keys)."""
+        return self.spec.sha256[:16]
+
+    def _interpreter(self) -> Any:
+        """This thread's interpreter, built on first use."""
+        interp = getattr(self._local, "interpreter", None)
+        if interp is None:
+            # Imported here so that importing the web app (and its CLI commands) does not load the runtime.
+            from ai_edge_litert.interpreter import Interpreter
+
+            interp = Interpreter(model_path=str(self.spec.path), num_threads=self.num_threads)
+            interp.allocate_tensors()
+            inp = interp.get_input_details()[0]
+            out = interp.get_output_details()[0]
+            expected = (1, self.spec.input_height, self.spec.input_width, 3)
+            if tuple(inp["shape"]) != expected:
+                raise ModelError(f"model input shape {tuple(inp['shape'])} != model.json {expected}")
+            if int(out["shape"][-1]) != len(self.spec.classes):
+                raise ModelError(f"model has {out['shape'][-1]} output channels for {len(self.spec.classes)} classes")
+            self._local.interpreter = interp
+            self._local.io = (inp["index"], out["index"])
+            log.info("built TFLite interpreter for %s %s in thread %s", self.spec.name, self.spec.version,
+                     threading.current_thread().name)
+        return interp
+
+    def warm_up(self) -> None:
+        """Build this thread's interpreter and run it once so the first request is not slow."""
+        self._run(np.full((1, self.spec.input_height, self.spec.input_width, 3), 255.0, np.float32))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """One interpreter invoke; returns logits (h, w, classes)."""
+        interp = self._interpreter()
+        in_idx, out_idx = self._local.io
+        interp.set_tensor(in_idx, batch)
+        interp.invoke()
+        return interp.get_tensor(out_idx)[0]
+
+    def predict(self, model_input: Image.Image, size: tuple[int, int]) -> Prediction:
+        """Segment an RGB image already resized to the model input; the mask is returned at `size` (w, h)."""
+        t0 = time.perf_counter()
+        batch = np.asarray(model_input, dtype=np.float32)[None]
+        logits = self._run(batch).astype(np.float32, copy=False)
+        t1 = time.perf_counter()
+        # Softmax over classes; the foreground probability is 1 - p(background).
+        z = logits - logits.max(axis=-1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=-1, keepdims=True)
+        fg = 1.0 - z[..., 0]
+        label, score = self._label(z)
+        # Upsample the single foreground channel to full size, then decide (threshold with a soft ramp).
+        fg8 = Image.fromarray(np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        mask = fg8.resize(size, Image.BILINEAR).point(self._lut)
+        detections = []
+        if label is not None:
+            detection = self._detect(mask, label, score)
+            if detection is not None:
+                detections.append(detection)
+        if not detections:
+            mask = Image.new("L", size, 0)
+        t2 = time.perf_counter()
+        return Prediction(mask, detections, {"inference": (t1 - t0) * 1000, "postprocess": (t2 - t1) * 1000})
+
+    def _label(self, probs: np.ndarray) -> tuple[str | None, float]:
+        """Dominant foreground class and its mean probability over its pixels ("other" only when alone)."""
+        arg = probs.argmax(axis=-1)
+        counts = np.bincount(arg.ravel(), minlength=probs.shape[-1])
+        counts[0] = 0
+        if self._generic > 0 and counts.sum() > counts[self._generic]:
+            counts[self._generic] = 0
+        if counts.sum() == 0:
+            return None, 0.0
+        k = int(counts.argmax())
+        return self.spec.classes[k], float(probs[..., k][arg == k].mean())
+
+    def _detect(self, mask: Image.Image, label: str, score: float) -> Detection | None:
+        """Bounding box and area of the decided foreground, or None when it is too small to be a product."""
+        solid = np.asarray(mask) >= 128
+        w, h = mask.size
+        area = float(solid.sum()) / float(w * h)
+        if area < self.min_area:
+            return None
+        rows = np.flatnonzero(solid.any(axis=1))
+        cols = np.flatnonzero(solid.any(axis=0))
+        bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        return Detection(label, score, bbox, area)
+
+
+def _alpha_lut(threshold: float) -> list[int]:
+    """8-bit lookup table mapping foreground probability to alpha: a steep ramp centred on the threshold."""
+    lo, hi = threshold - FEATHER, threshold + FEATHER
+    return [int(round(255 * min(1.0, max(0.0, (v / 255.0 - lo) / (hi - lo))))) for v in range(256)]
+
+
+class SegmenterHolder:
+    """Owns the app's Segmenter: loads it on demand and retries a missing or broken model now and then."""
+
+    def __init__(self, model_dir: str, *, num_threads: int, threshold: float, min_area: float,
+                 retry_seconds: float) -> None:
+        self.model_dir = model_dir
+        self._kwargs = {"num_threads": num_threads, "threshold": threshold, "min_area": min_area}
+        self._retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._segmenter: Segmenter | None = None
+        self._error: str | None = "model not loaded yet"
+        self._next_try = 0.0
+
+    @property
+    def error(self) -> str | None:
+        """Why the model is not ready (None when it is)."""
+        return self._error
+
+    def get(self) -> Segmenter | None:
+        """The segmenter, loading it if needed; None while the model is missing or broken."""
+        if self._segmenter is not None:
+            return self._segmenter
+        with self._lock:
+            if self._segmenter is None and time.monotonic() >= self._next_try:
+                try:
+                    self._segmenter = Segmenter(ModelSpec.load(self.model_dir), **self._kwargs)
+                    self._segmenter.warm_up()
+                    self._error = None
+                    log.info("model %s %s ready (%d classes, input %dx%d)", self._segmenter.spec.name,
+                             self._segmenter.spec.version, len(self._segmenter.spec.classes),
+                             self._segmenter.spec.input_width, self._segmenter.spec.input_height)
+                except (ModelError, ValueError, RuntimeError) as exc:
+                    # litert raises ValueError/RuntimeError for a corrupt flatbuffer; keep serving pages meanwhile.
+                    self._segmenter = None
+                    self._error = str(exc)
+                    self._next_try = time.monotonic() + self._retry_seconds
+                    log.error("model not ready: %s", exc)
+        return self._segmenter
