@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 from .categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
+from .config import ConfigError, load_config
+from .crawl import Crawler
 from .import_dataset import ImportConfig, import_dataset
 
 log = logging.getLogger(__name__)
@@ -21,6 +23,20 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_crawl(args: argparse.Namespace) -> int:
+    """Run the crawl for the configured sources and print the summary table."""
+    cfg = load_config(args.config)
+    categories = load_categories(args.categories or cfg.categories)
+    with Crawler(cfg, args.out, categories, progress=not args.no_progress) as crawler:
+        try:
+            stats = crawler.run(only=args.source or None)
+        finally:
+            # Printed on Ctrl-C too: what was kept so far is in the manifest.
+            print(f"manifest: {crawler.store.manifest_path}")
+            print(crawler.stats.summary())
+    return 0 if stats.images or stats.products_resumed or stats.images_resumed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with one sub-command per job."""
     parser = argparse.ArgumentParser(prog="python -m scraper", description=__doc__)
@@ -33,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES, help="categories.yaml rules")
     p.add_argument("--source", default="ikea", help="source name recorded in the manifest")
     p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("crawl", help="crawl shop listing/product pages into images + manifest.jsonl")
+    p.add_argument("--config", type=Path, required=True, help="sources.yaml (see scraper/sources.example.yaml)")
+    p.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder (images/, manifest.jsonl)")
+    p.add_argument("--categories", type=Path, default=None, help="categories.yaml rules (default: from the config)")
+    p.add_argument("--source", action="append", help="crawl only this source (repeatable)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    p.set_defaults(func=_cmd_crawl)
     return parser
 
 
@@ -43,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CategoriesError, FileNotFoundError, ValueError) as exc:
+    except (CategoriesError, ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}")
         return 2
     except KeyboardInterrupt:

@@ -129,8 +129,8 @@ def resolve_image_path(manifest_path: str | Path, record: ManifestRecord) -> Pat
     return p if p.is_absolute() else (Path(manifest_path).resolve().parent / p)
 
 
-class ManifestWriter:
-    """Append-only manifest writer: one complete, flushed and fsynced line per record."""
+class JsonlAppender:
+    """Append-only JSON-lines file: one complete, flushed and fsynced line per append; a torn tail is repaired."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -150,9 +150,9 @@ class ManifestWriter:
             log.warning("%s: removing a torn last line (%d bytes)", self.path, len(data) - cut)
             f.truncate(cut)
 
-    def append(self, record: ManifestRecord) -> None:
-        """Write one record as a whole line and make it durable."""
-        self._f.write(record.to_json() + "\n")
+    def append_line(self, line: str) -> None:
+        """Write one line (no newline inside) and make it durable."""
+        self._f.write(line + "\n")
         self._f.flush()
         os.fsync(self._f.fileno())
 
@@ -160,8 +160,19 @@ class ManifestWriter:
         """Close the underlying file."""
         self._f.close()
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> "JsonlAppender":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ManifestWriter(JsonlAppender):
+    """Append-only manifest writer: one complete, flushed and fsynced line per record."""
+
+    def append(self, record: ManifestRecord) -> None:
+        """Write one record as a whole line and make it durable."""
+        self.append_line(record.to_json())
+
+    def __enter__(self) -> "ManifestWriter":
+        return self

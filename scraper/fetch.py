@@ -1,0 +1,207 @@
+"""A polite HTTP client: robots.txt, per-host delays, urllib3 retries, bounded redirects and capped streaming bodies."""
+from __future__ import annotations
+
+import logging
+import time
+import urllib.robotparser
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .config import HttpConfig
+
+log = logging.getLogger(__name__)
+
+# Transient statuses worth retrying; urllib3 honours Retry-After on 429 and 503 (capped by retry_after_max).
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class FetchError(Exception):
+    """A request that produced nothing usable; `reason` is the short key failures are counted under."""
+
+    def __init__(self, reason: str, url: str, detail: str = ""):
+        super().__init__(f"{reason}: {url}" + (f" ({detail})" if detail else ""))
+        self.reason = reason
+        self.url = url
+
+    @property
+    def transient(self) -> bool:
+        """True when a later run might succeed (so the URL is not remembered as done)."""
+        return self.reason in ("timeout", "connection_error", "retries_exhausted", "robots_unreachable") or \
+            self.reason.startswith("http_5") or self.reason == "http_429"
+
+
+@dataclass
+class Body:
+    """A fetched response body and what the server said about it."""
+
+    url: str  # after redirects
+    status: int
+    content_type: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        """The body decoded as HTML text (charset from the header, else UTF-8 with replacement)."""
+        charset = "utf-8"
+        for part in self.content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key.lower() == "charset" and value:
+                charset = value.strip('"')
+        try:
+            return self.data.decode(charset, errors="replace")
+        except LookupError:
+            return self.data.decode("utf-8", errors="replace")
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL: the scope of robots.txt and of the per-host delay."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclass
+class _Host:
+    """Per-origin politeness state."""
+
+    robots: urllib.robotparser.RobotFileParser | None = None
+    delay: float = 0.0
+    last: float = field(default=-1e18)
+
+
+class PoliteClient:
+    """GETs pages and images one at a time, obeying robots.txt and a minimum delay per host."""
+
+    def __init__(self, cfg: HttpConfig, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.cfg = cfg
+        self._clock, self._sleep = clock, sleep
+        self._hosts: dict[str, _Host] = {}
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": cfg.user_agent,
+                                     "Accept-Language": "en;q=0.9, *;q=0.5"})
+        self.session.max_redirects = cfg.max_redirects
+        retry = Retry(total=cfg.retries, connect=cfg.retries, read=cfg.retries, status=cfg.retries, other=0,
+                      redirect=None, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "HEAD"},
+                      backoff_factor=cfg.backoff, backoff_max=cfg.max_backoff,
+                      respect_retry_after_header=True, retry_after_max=cfg.max_retry_after,
+                      raise_on_status=False)  # the last 5xx response comes back and is counted as http_5xx
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    def set_min_delay(self, url: str, seconds: float) -> None:
+        """Ask for at least `seconds` between two requests to the origin of `url`."""
+        host = self._host(url)
+        host.delay = max(host.delay, seconds)
+
+    def _host(self, url: str) -> _Host:
+        return self._hosts.setdefault(origin_of(url), _Host())
+
+    def _wait_turn(self, url: str) -> None:
+        """Sleep until this origin's minimum delay since its last request has passed."""
+        host = self._host(url)
+        wait = host.last + host.delay - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        host.last = self._clock()
+
+    def allowed(self, url: str) -> bool:
+        """True when robots.txt of the URL's origin lets our User-Agent fetch it."""
+        host = self._host(url)
+        if host.robots is None:
+            host.robots = self._load_robots(origin_of(url))
+            crawl_delay = host.robots.crawl_delay(self.cfg.user_agent)
+            if crawl_delay:
+                host.delay = max(host.delay, min(float(crawl_delay), self.cfg.max_crawl_delay))
+        return host.robots.can_fetch(self.cfg.user_agent, url)
+
+    def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
+        """Fetch and parse robots.txt with our session (so our User-Agent, timeouts and retries apply)."""
+        rp = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+        try:
+            body = self._get(origin + "/robots.txt", max_bytes=500_000)
+        except FetchError as exc:
+            # RFC 9309: an unreachable robots.txt (5xx, network) means "assume complete disallow";
+            # a missing one (4xx) means "no restrictions".
+            if exc.reason.startswith("http_4") and exc.reason not in ("http_401", "http_403", "http_429"):
+                rp.parse([])
+            else:
+                log.warning("robots.txt of %s unavailable (%s): not crawling this host", origin, exc.reason)
+                rp.disallow_all = True
+            return rp
+        rp.parse(body.text.splitlines())
+        return rp
+
+    def get_page(self, url: str) -> Body:
+        """GET an HTML page (robots-checked); raises FetchError."""
+        self._check_robots(url)
+        body = self._get(url, max_bytes=self.cfg.max_page_bytes, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+        mime = body.content_type.split(";")[0].strip().lower()
+        if mime and "html" not in mime and "xml" not in mime:
+            raise FetchError("not_html", url, mime)
+        return body
+
+    def get_image(self, url: str) -> Body:
+        """GET an image (robots-checked, size-capped, content type checked); raises FetchError."""
+        self._check_robots(url)
+        body = self._get(url, max_bytes=self.cfg.max_image_bytes, accept="image/avif,image/webp,image/*;q=0.9")
+        mime = body.content_type.split(";")[0].strip().lower()
+        # Some CDNs send octet-stream or nothing: Pillow decides then. Anything else that is not image/* is wrong.
+        if mime and not mime.startswith("image/") and mime not in ("application/octet-stream", "binary/octet-stream"):
+            raise FetchError("bad_content_type", url, mime)
+        return body
+
+    def _check_robots(self, url: str) -> None:
+        if not self.allowed(url):
+            raise FetchError("robots_disallowed", url)
+
+    def _get(self, url: str, max_bytes: int, accept: str = "*/*") -> Body:
+        """One polite GET with retries; the body is streamed and abandoned beyond max_bytes or the time budget."""
+        self._wait_turn(url)
+        timeout = (self.cfg.connect_timeout, self.cfg.read_timeout)
+        try:
+            with self.session.get(url, stream=True, timeout=timeout, headers={"Accept": accept}) as resp:
+                if resp.status_code >= 400:
+                    raise FetchError(f"http_{resp.status_code}", url)
+                declared = resp.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchError("too_large", url, f"Content-Length {declared} > {max_bytes}")
+                data = self._read_capped(resp, url, max_bytes)
+                return Body(resp.url, resp.status_code, resp.headers.get("Content-Type", ""), data)
+        except requests.TooManyRedirects as exc:
+            raise FetchError("too_many_redirects", url) from exc
+        except requests.exceptions.RetryError as exc:
+            raise FetchError("retries_exhausted", url, str(exc.args[0])[:120]) from exc
+        except requests.Timeout as exc:
+            raise FetchError("timeout", url) from exc
+        except requests.ConnectionError as exc:
+            # requests reports a read timeout that exhausted urllib3's retries as a ConnectionError.
+            reason = "timeout" if "timed out" in str(exc).lower() else "connection_error"
+            raise FetchError(reason, url) from exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise FetchError("bad_url", url) from exc
+        except requests.RequestException as exc:
+            raise FetchError("request_error", url, type(exc).__name__) from exc
+
+    def _read_capped(self, resp: requests.Response, url: str, max_bytes: int) -> bytes:
+        """Read a streamed body, stopping at max_bytes or max_download_seconds."""
+        chunks, size = [], 0
+        deadline = self._clock() + self.cfg.max_download_seconds
+        for chunk in resp.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise FetchError("too_large", url, f"more than {max_bytes} bytes")
+            if self._clock() > deadline:
+                raise FetchError("timeout", url, "body took too long")
+            chunks.append(chunk)
+        return b"".join(chunks)
