@@ -343,6 +343,25 @@ def _breadcrumb_html(soup: BeautifulSoup) -> str | None:
     return names[-1] if names else None
 
 
+_HIDDEN = re.compile(r"visually-hidden|sr-only|screen-reader-text", re.IGNORECASE)
+
+
+def _visible_text(el: Tag | None) -> str | None:
+    """An element's text without screen-reader-only parts ("Collection: " in Shopify headings)."""
+    if el is None:
+        return None
+
+    def hidden(text: Any) -> bool:
+        for parent in text.parents:
+            if parent is el:
+                return False
+            if _HIDDEN.search(" ".join(parent.get("class", []))):
+                return True
+        return False
+    parts = [str(t) for t in el.find_all(string=True) if not hidden(t)]
+    return " ".join(" ".join(parts).split()) or None
+
+
 def _select_text(soup: BeautifulSoup, selector: str | None) -> str | None:
     if not selector:
         return None
@@ -458,7 +477,7 @@ def extract_product(html: str, page_url: str, selectors: Selectors | None = None
     og_title = soup.find("meta", attrs={"property": "og:title"})
     h1 = soup.find("h1")
     # The h1 before og:title: SEO plugins append the shop name to og:title.
-    info.title = (_select_text(soup, sel.title) or info.title or (" ".join(h1.get_text(" ").split()) if h1 else None)
+    info.title = (_select_text(soup, sel.title) or info.title or _visible_text(h1)
                   or (og_title.get("content") if og_title else None))
     info.sku = _select_text(soup, sel.sku) or info.sku
     info.category = (_select_text(soup, sel.category) or info.category
@@ -510,7 +529,7 @@ def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors:
 
     if sel.product_link:
         for el in soup.select(sel.product_link):
-            tile_el = el.find_parent(lambda t: t.select_one(sel.tile) is t) if sel.tile else None
+            tile_el = el.css.closest(sel.tile) if sel.tile else None
             add(_link_of(el, base), el.find_parent(["li", "article"]) if tile_el is None else tile_el)
     else:
         for node in iter_jsonld(soup, page_url):
@@ -564,5 +583,5 @@ def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors:
 
     h1 = soup.find("h1")
     out.category = (_select_text(soup, sel.category) or _breadcrumb_jsonld(soup, page_url, include_current=True)
-                    or (" ".join(h1.get_text(" ").split()) if h1 else None) or _breadcrumb_html(soup))
+                    or _visible_text(h1) or _breadcrumb_html(soup))
     return out

@@ -6,6 +6,7 @@ w_1200,h_900). Every request is logged so tests can check what the crawler did a
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import random
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -125,6 +127,7 @@ class FixtureShop:
         self.slow_seconds = slow_seconds
         self.log: list[tuple[float, str]] = []
         self.hits: Counter = Counter()
+        self.agents: set[str] = set()
         self.lock = threading.Lock()
         self.host = ""  # set once the server is bound
         self.base = ""
@@ -134,6 +137,11 @@ class FixtureShop:
         for key, value in values.items():
             html = html.replace(f"@{key}@", value)
         return html.replace("{{host}}", self.host).encode("utf-8")
+
+    def write_config(self, path: Path, min_delay: float = 0.0) -> Path:
+        """Write a sources.yaml for this shop (tiny delays, short timeouts) and return its path."""
+        path.write_text(crawl_config_yaml(self, min_delay=min_delay))
+        return path
 
     def requested(self, prefix: str) -> list[str]:
         return [p for _, p in self.log if p.startswith(prefix)]
@@ -233,6 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server API)
         shop: FixtureShop = self.server.shop  # type: ignore[attr-defined]
+        shop.agents.add(self.headers.get("User-Agent", ""))
         status, headers, body = shop.route(self.path)
         self.send_response(status)
         no_length = headers.pop("X-No-Length", None)
@@ -254,9 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the shop keeps its own request log."""
 
 
-@pytest.fixture
-def shop():
-    """A fresh fixture shop on 127.0.0.1 (random port) for one test."""
+@contextlib.contextmanager
+def serving() -> Iterator[FixtureShop]:
+    """Run a fresh fixture shop on 127.0.0.1 (random port) for the duration of the block."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.block_on_close = False
@@ -266,12 +275,43 @@ def shop():
     server.shop = shop  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield shop
-    server.shutdown()
-    server.server_close()
+    try:
+        yield shop
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def crawl_config_yaml(shop: FixtureShop, categories: Path | None = None, min_delay: float = 0.0) -> str:
+@pytest.fixture
+def shop():
+    """A fresh fixture shop for one test (its fault counters start at zero)."""
+    with serving() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def shared_shop():
+    """One fixture shop shared by a test module (for tests that read one crawl's results)."""
+    with serving() as s:
+        yield s
+
+
+@pytest.fixture
+def render():
+    """Render a fixture-shop template for the host shop.example, without a server."""
+    shop = FixtureShop()
+    shop.host, shop.base = "shop.example", "http://shop.example"
+
+    def page(name: str, **values: str) -> str:
+        if name == "woo_product.html":
+            values = {**shop._woo(values["SLUG"]), **values}
+        if name == "magento_product.html":
+            values = {**shop._magento(values["SLUG"]), **values}
+        return shop.page(name, **values).decode("utf-8")
+    return page
+
+
+def crawl_config_yaml(shop: FixtureShop, min_delay: float = 0.0) -> str:
     """A sources.yaml for the four fixture shops with tiny delays and short timeouts."""
     b = shop.base
     return textwrap.dedent(f"""\
@@ -287,7 +327,6 @@ def crawl_config_yaml(shop: FixtureShop, categories: Path | None = None, min_del
           max_download_seconds: 5
         images:
           min_side: 200
-        {"categories: " + str(categories) if categories else ""}
         sources:
           - name: shopify
             start_urls: ["{b}/shopify/collections/sofas"]

@@ -1,0 +1,166 @@
+"""Generic extraction on the fixture shop's pages (rendered for a fake host) and on the tricky bits in isolation."""
+import pytest
+
+from scraper.config import Selectors
+from scraper.extract import (absolute, best_image, extract_listing, extract_product, iter_jsonld, junk_url,
+                             parse_html, parse_srcset)
+
+HOST = "shop.example"  # the `render` fixture (conftest) renders the shop templates for this host
+B = f"http://{HOST}"
+
+
+def urls(info):
+    return [c.url for c in info.images]
+
+
+@pytest.mark.parametrize("srcset, expected", [
+    ("a.jpg 100w, b.jpg 200w", [("a.jpg", 100), ("b.jpg", 200)]),
+    ("https://c.example/w_400,h_300,c_fill/x.jpg 400w, https://c.example/w_800,h_600,c_fill/x.jpg 800w",
+     [("https://c.example/w_400,h_300,c_fill/x.jpg", 400), ("https://c.example/w_800,h_600,c_fill/x.jpg", 800)]),
+    ("a.jpg 1x,b.jpg 2x", [("a.jpg", 1000), ("b.jpg", 2000)]),
+    ("a.jpg, b.jpg 2x", [("a.jpg", 0), ("b.jpg", 2000)]),
+    ("  ", []),
+])
+def test_parse_srcset_keeps_commas_inside_urls(srcset, expected):
+    assert parse_srcset(srcset) == expected
+
+
+@pytest.mark.parametrize("html, expected", [
+    # Lazy loading: a data: placeholder in src, the real image in data-src.
+    ('<img src="data:image/gif;base64,R0lGOD" data-src="/p/chair.jpg">', f"{B}/p/chair.jpg"),
+    # Amazon: data-old-hires is the full-size original.
+    ('<img src="/p/x_400.jpg" data-old-hires="/p/x_2000.jpg">', f"{B}/p/x_2000.jpg"),
+    # The largest srcset entry wins over src; data-srcset too.
+    ('<img src="/a.jpg?width=300" srcset="/a.jpg?width=300 300w, /a.jpg?width=1200 1200w">', f"{B}/a.jpg?width=1200"),
+    ('<img data-srcset="/b-300x200.jpg 300w, /b-1024x683.jpg 1024w">', f"{B}/b-1024x683.jpg"),
+    # lazysizes templates used by Shopify themes.
+    ('<img data-src="//cdn.example/s_{width}x.jpg" data-widths="[180, 360, 1080]">', "http://cdn.example/s_1080x.jpg"),
+    # WooCommerce full-size attribute.
+    ('<img src="/c-600x450.jpg" data-large_image="/c.jpg" data-large_image_width="1600">', f"{B}/c.jpg"),
+    ('<img src="/static/ui-sprite.png">', None),
+    ('<img src="/icons/heart.svg">', None),
+    ('<img src="data:image/png;base64,iVBOR">', None),
+])
+def test_best_image(html, expected):
+    img = parse_html(html).find("img")
+    best = best_image(img, f"{B}/p/page")
+    assert (best.url if best else None) == expected
+
+
+def test_absolute_urls():
+    assert absolute("//cdn.example/x.jpg", f"{B}/a/") == "http://cdn.example/x.jpg"
+    assert absolute("x.jpg#frag", f"{B}/a/b") == f"{B}/a/x.jpg"
+    assert absolute("javascript:void(0)", B) is None
+    assert absolute("mailto:a@b", B) is None
+    assert junk_url("https://www.facebook.com/tr?id=1&ev=PageView") and junk_url(f"{B}/px/1x1.gif")
+
+
+def test_jsonld_graph_lists_and_invalid_blocks():
+    html = """
+    <script type="application/ld+json">{"@graph": [{"@type": "WebPage"}, {"@type": ["Product"], "name": "A",}]}</script>
+    <script type="application/ld+json">[{"@type": "Organization"}, {"@type": "BreadcrumbList"}]</script>
+    <script type="application/ld+json">{"@type": "Product", "name": "Broken "quote" here"}</script>
+    """
+    types = [n["@type"] for n in iter_jsonld(parse_html(html))]
+    assert types == ["WebPage", ["Product"], "Organization", "BreadcrumbList"]  # trailing comma repaired, broken skipped
+
+
+def test_shopify_product_jsonld_og_and_gallery(render):
+    info = extract_product(render("shopify_product_lund.html"), f"{B}/shopify/collections/sofas/products/sofa-lund")
+    assert urls(info) == [f"{B}/shopify/cdn/shop/files/sofa-lund.jpg?v=1700000001&width=1946",
+                          f"{B}/shopify/cdn/shop/files/sofa-lund-side.jpg?v=1700000011&width=1946"]
+    assert (info.title, info.sku, info.brand, info.price) == ("Lund 3-seat sofa", "LUND-3-OAT", "Nordhaus", "1299.00 EUR")
+    assert info.dimensions_text == "W 220 x D 95 x H 82 cm"
+    assert not any("sofa-mira" in u or "pixel" in u or "facebook" in u or "logo" in u for u in urls(info))
+
+
+def test_shopify_lazy_theme(render):
+    info = extract_product(render("shopify_product_vik.html"), f"{B}/shopify/products/sofa-vik")
+    assert urls(info) == [f"{B}/shopify/cdn/shop/products/sofa-vik_2048x.jpg?v=1700000004"]
+    assert (info.title, info.dimensions_text) == ("Vik daybed sofa", "200 x 90 cm")
+
+
+def test_woocommerce_product(render):
+    info = extract_product(render("woo_product.html", SLUG="oak-dining-chair"), f"{B}/woo/product/oak-dining-chair/")
+    assert urls(info) == [f"{B}/woo/wp-content/uploads/2024/03/oak-dining-chair.jpg",
+                          f"{B}/woo/wp-content/uploads/2024/01/dining-room.jpg"]
+    assert (info.title, info.sku, info.category) == ("Oak Dining Chair", "OAK-DC-01", "Chairs")
+    assert info.dimensions_text == "45 × 52 × 81 cm"
+
+
+def test_woocommerce_invalid_jsonld_falls_back(render):
+    info = extract_product(render("woo_product.html", SLUG="linen-armchair"), f"{B}/woo/product/linen-armchair/")
+    assert urls(info)[0] == f"{B}/woo/wp-content/uploads/2024/03/linen-armchair.jpg"
+    assert (info.title, info.sku, info.category) == ("Linen Armchair", None, "Chairs")
+
+
+def test_magento_microdata_og_and_breadcrumb(render):
+    info = extract_product(render("magento_product.html", SLUG="stoneware-bowl"), f"{B}/magento/stoneware-bowl.html")
+    assert [u.split("/product/")[1] for u in urls(info)] == [
+        "cache/9e2b6ee8a8d5a6fbbb0f2c5a3b7d9b3a/s/t/stoneware-bowl.jpg", "s/t/stoneware-bowl-main.jpg"]
+    assert (info.title, info.sku, info.category) == ("Stoneware Bowl", "CLV-2043", "Bowls")
+    assert info.dimensions_text == "Ø 24 x H 9 cm"
+    assert not any("linen-cushion" in u for u in urls(info))  # the upsell block
+
+
+def test_custom_shop_base_href_overrides_and_commas(render):
+    sel = Selectors(image=".pdp-viewer img", title="h1.pdp-title", dimensions=".spec-dims")
+    html = render("custom_product.html", SLUG="luna-bed", NAME="Luna bed frame", SKU="SW-LUNA-160", DIMS="W 160 cm")
+    info = extract_product(html, f"{B}/custom/item/luna-bed", sel)
+    assert urls(info) == [f"{B}/custom/media/luna-bed_1600.jpg",  # JSON-LD ImageObject, relative to <base href>
+                          f"{B}/custom/img/w_1200,h_900,c_fill/luna-bed-side.jpg",
+                          f"{B}/custom/media/luna-bed-detail_1600.jpg"]
+    assert (info.title, info.category, info.dimensions_text) == ("Luna bed frame", "Schlafzimmer > Bed frames", "W 160 cm")
+
+
+def test_js_only_page_falls_back_to_metadata(render):
+    info = extract_product(render("custom_product_js.html"), f"{B}/custom/item/nova-bed")
+    assert urls(info) == [f"{B}/custom/media/nova-bed_1600.jpg"]
+    assert info.title == "Nova bed frame"
+
+
+def test_shopify_listing_pagination_and_tiles(render):
+    page1 = extract_listing(render("shopify_collection.html"), f"{B}/shopify/collections/sofas", [HOST])
+    assert [t.url.rsplit("/", 1)[1] for t in page1.tiles] == ["sofa-lund", "sofa-mira", "sofa-oslo"]
+    assert page1.tiles[0].image.url.endswith("sofa-lund.jpg?v=1700000001&width=533")
+    assert page1.tiles[0].title == "Lund 3-seat sofa"
+    assert page1.next_pages == [f"{B}/shopify/collections/sofas?page=2"]  # rel=next and the arrow, once
+    assert page1.category == "Sofas"
+    page2 = extract_listing(render("shopify_collection_2.html"), f"{B}/shopify/collections/sofas?page=2", [HOST])
+    assert page2.tiles[0].image.url.endswith("sofa-vik.jpg?v=1700000004&width=533")  # lazy data-src
+    # Dawn's "previous" arrow carries the class pagination__item--next: the crawler's visited set absorbs it.
+    assert page2.next_pages == [f"{B}/shopify/collections/sofas"]
+
+
+def test_woocommerce_listing(render):
+    listing = extract_listing(render("woo_category.html"), f"{B}/woo/product-category/chairs/", [HOST])
+    assert [t.url for t in listing.tiles] == [f"{B}/woo/product/{s}/" for s in
+                                              ("oak-dining-chair", "linen-armchair", "bistro-chair")]
+    assert listing.tiles[2].image.url == f"{B}/woo/wp-content/uploads/2024/03/bistro-chair-768x576.jpg"
+    assert listing.next_pages == [f"{B}/woo/product-category/chairs/page/2/"]
+    assert listing.category == "Chairs"
+
+
+def test_magento_listing(render):
+    listing = extract_listing(render("magento_category.html"), f"{B}/magento/home-decor/vases.html", [HOST])
+    assert [t.url.rsplit("/", 1)[1] for t in listing.tiles] == ["ceramic-vase-blue.html", "glass-vase-tall.html",
+                                                               "stoneware-bowl.html"]
+    assert listing.next_pages == [f"{B}/magento/home-decor/vases.html?p=2"]  # top and bottom toolbars, once
+
+
+def test_custom_listing_data_href_and_selector(render):
+    sel = Selectors(product_link="article.card a.card__link", tile="article.card")
+    listing = extract_listing(render("custom_listing.html"), f"{B}/custom/shop/beds", [HOST], sel)
+    assert [t.url for t in listing.tiles] == [f"{B}/custom/item/luna-bed?ref=grid", f"{B}/custom/item/nova-bed"]
+    assert listing.tiles[0].image.url == f"{B}/custom/media/luna-bed_400.jpg"
+    assert listing.next_pages == [f"{B}/custom/shop/beds?page=2"]  # <button data-href> "Show more"
+    assert listing.category == "Bed frames"
+
+
+def test_listing_skips_offsite_and_itemlist_jsonld():
+    html = f"""<script type="application/ld+json">{{"@type": "ItemList", "itemListElement": [
+        {{"@type": "ListItem", "position": 1, "url": "{B}/p/one"}},
+        {{"@type": "ListItem", "position": 2, "item": {{"@type": "Product", "url": "https://other.example/p/two"}}}}]}}
+    </script><a href="/products/three">Three</a><a href="https://other.example/products/four">Four</a>"""
+    listing = extract_listing(html, f"{B}/c/all", [HOST])
+    assert [t.url for t in listing.tiles] == [f"{B}/p/one", f"{B}/products/three"]
