@@ -25,6 +25,8 @@
     pxPerCm: null,        // calibration, in stage pixels of the current stage width...
     calibWidth: null,     // ...measured at this stage width
     nextId: 1,
+    bgToken: 0,           // bumped on every background change, so a late-loading one cannot win
+    calibrating: false,
   };
   const SHADOW_HEIGHT = 0.14;  // contact shadow height relative to the item's height
   const MIN_W = 0.03;
@@ -45,6 +47,7 @@
   function setAspect(width, height) {
     if (width > 0 && height > 0) {
       stage.style.aspectRatio = width + " / " + height;
+      stage.style.setProperty("--aspect", String(width / height));  // keeps the whole stage on screen (CSS)
     }
     layoutAll();
   }
@@ -59,7 +62,9 @@
 
   function showPhoto(src, label) {
     stopCamera();
+    const token = ++state.bgToken;
     photo.onload = () => {
+      if (token !== state.bgToken) return;  // the user picked another background meanwhile
       photo.hidden = false;
       state.background = "photo";
       setAspect(photo.naturalWidth, photo.naturalHeight);
@@ -74,11 +79,13 @@
       say("This browser cannot use a camera here (it needs HTTPS). Upload a room photo or pick a sample room.", true);
       return;
     }
+    const token = ++state.bgToken;
     try {
       const stream = await navigator.mediaDevices.getUserMedia({
         video: { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } },
         audio: false,
       });
+      if (token !== state.bgToken) { stream.getTracks().forEach((t) => t.stop()); return; }
       stopCamera();
       state.stream = stream;
       video.srcObject = stream;
@@ -339,7 +346,7 @@
   let line = null;
   document.getElementById("btn-calibrate").addEventListener("click", () => {
     state.calibrating = true;
-    calibSvg.hidden = false;
+    calibSvg.removeAttribute("hidden");  // SVG elements have no .hidden property
     stage.classList.add("calibrating");
     calibLine.setAttribute("x2", calibLine.getAttribute("x1"));
     say("Draw a line over something whose length you know, e.g. across a door (80 cm).");
@@ -378,7 +385,7 @@
 
   function endCalibration() {
     state.calibrating = false;
-    calibSvg.hidden = true;
+    calibSvg.setAttribute("hidden", "");
     calibForm.hidden = true;
     stage.classList.remove("calibrating");
     line = null;
