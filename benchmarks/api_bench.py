@@ -1,0 +1,202 @@
+"""Benchmark POST /predict under gunicorn on 127.0.0.1 and print a table against the targets.
+
+    .venv/bin/python benchmarks/api_bench.py [--model-dir models] [--image data/demo/images/<id>.jpg]
+                                             [--requests 300] [--seconds 10] [--concurrency 8]
+
+Starts gunicorn with gunicorn.conf.py (rate limiting off, everything else as in production), measures the time to
+ready, latency at concurrency 1, throughput at concurrency N, and each worker's resident memory; then stops it.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"p50_ms": 15.0, "p99_ms": 50.0, "rps": 150.0, "rss_mb": 150.0, "ready_s": 2.0}
+
+
+@dataclass
+class Run:
+    """Latencies and errors of one scenario."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+
+    def pct(self, q: float) -> float:
+        """q-th percentile latency in ms."""
+        if not self.latencies_ms:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[int(q) - 1] if q < 100 \
+            else max(self.latencies_ms)
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multipart(image: bytes, filename: str) -> tuple[bytes, str]:
+    """A multipart/form-data body with one 'image' field, built once."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    """Resident memory (MB) of each gunicorn worker (children of the master)."""
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:
+        return []
+    sizes = []
+    for pid in children:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sizes
+
+
+def load(port: int, body: bytes, ctype: str, *, count: int | None, seconds: float | None, run: Run,
+         lock: threading.Lock, path: str = "/predict") -> None:
+    """Send requests over one keep-alive connection until count or seconds is reached."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": ctype, "Content-Length": str(len(body))}
+    deadline = time.perf_counter() + seconds if seconds else None
+    done = 0
+    while (count is None or done < count) and (deadline is None or time.perf_counter() < deadline):
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            ok = resp.status == 200
+        except (OSError, http.client.HTTPException):
+            ok = False
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        dt = (time.perf_counter() - t0) * 1000
+        with lock:
+            if ok:
+                run.latencies_ms.append(dt)
+            else:
+                run.errors += 1
+        done += 1
+    conn.close()
+
+
+def scenario(port: int, body: bytes, ctype: str, concurrency: int, *, count: int | None = None,
+             seconds: float | None = None, path: str = "/predict") -> Run:
+    """Run `concurrency` client threads; count is per thread."""
+    run, lock = Run(), threading.Lock()
+    threads = [threading.Thread(target=load, args=(port, body, ctype),
+                                kwargs={"count": count, "seconds": seconds, "run": run, "lock": lock, "path": path})
+               for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+def start_server(args: argparse.Namespace, port: int, tmp: str) -> tuple[subprocess.Popen, float]:
+    """Start gunicorn and wait for /readyz; returns the process and the seconds it took to be ready."""
+    env = {**os.environ, "SECRET_KEY": "bench", "MODEL_DIR": str(Path(args.model_dir).resolve()),
+           "DATABASE": os.path.join(tmp, "bench.sqlite"), "CACHE_DIR": os.path.join(tmp, "cache"),
+           "RATELIMIT_ENABLED": "0", "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning",
+           "PROMETHEUS_MULTIPROC_DIR": os.path.join(tmp, "prom")}
+    if args.workers:
+        env["WEB_CONCURRENCY"] = str(args.workers)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "webapp:create_app()"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    while time.perf_counter() - t0 < 30:
+        if proc.poll() is not None:
+            sys.exit(f"gunicorn exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return proc, time.perf_counter() - t0
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.terminate()
+    sys.exit("gunicorn was not ready within 30 s (is the model in --model-dir?)")
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model-dir", default=os.environ.get("MODEL_DIR", str(ROOT / "models")))
+    ap.add_argument("--image", type=Path, default=None, help="a 500x500 JPEG (default: the first demo photo)")
+    ap.add_argument("--requests", type=int, default=300, help="requests at concurrency 1")
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of the concurrent run")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=0, help="gunicorn workers (default: gunicorn.conf.py)")
+    args = ap.parse_args()
+    image = args.image or sorted((ROOT / "data" / "demo" / "images").glob("*.jpg"))[0]
+    body, ctype = multipart(image.read_bytes(), image.name)
+
+    with tempfile.TemporaryDirectory(prefix="roomfit-bench-") as tmp:
+        os.makedirs(os.path.join(tmp, "prom"))
+        port = free_port()
+        proc, ready_s = start_server(args, port, tmp)
+        try:
+            scenario(port, body, ctype, args.concurrency, count=10)  # warm every worker thread's interpreter
+            c1 = scenario(port, body, ctype, 1, count=args.requests)
+            png = scenario(port, body, ctype, 1, count=max(20, args.requests // 5), path="/predict?format=png")
+            cn = scenario(port, body, ctype, args.concurrency, seconds=args.seconds)
+            rss = worker_rss_mb(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(15)
+
+    rps = len(cn.latencies_ms) / cn.seconds
+    rows = [
+        ("ready after start", f"{ready_s:.2f} s", f"<= {TARGETS['ready_s']:.0f} s", ready_s <= TARGETS["ready_s"]),
+        ("/predict json p50 (c=1)", f"{c1.pct(50):.1f} ms", f"<= {TARGETS['p50_ms']:.0f} ms",
+         c1.pct(50) <= TARGETS["p50_ms"]),
+        ("/predict json p90 (c=1)", f"{c1.pct(90):.1f} ms", "", None),
+        ("/predict json p99 (c=1)", f"{c1.pct(99):.1f} ms", f"<= {TARGETS['p99_ms']:.0f} ms",
+         c1.pct(99) <= TARGETS["p99_ms"]),
+        ("/predict png p50 (c=1)", f"{png.pct(50):.1f} ms", "", None),
+        (f"throughput (c={args.concurrency}, {args.seconds:.0f} s)", f"{rps:.0f} req/s",
+         f">= {TARGETS['rps']:.0f} req/s", rps >= TARGETS["rps"]),
+        (f"p50 / p99 (c={args.concurrency})", f"{cn.pct(50):.1f} / {cn.pct(99):.1f} ms", "", None),
+        ("errors", str(c1.errors + png.errors + cn.errors), "0", c1.errors + png.errors + cn.errors == 0),
+        ("worker RSS", " / ".join(f"{r:.0f}" for r in rss) + " MB", f"<= {TARGETS['rss_mb']:.0f} MB each",
+         bool(rss) and max(rss) <= TARGETS["rss_mb"]),
+    ]
+    print(f"\n/predict benchmark: {image.name} ({len(body) // 1024} kB), model {args.model_dir}, "
+          f"{os.cpu_count()} CPUs, gunicorn {len(rss)} workers\n")
+    w = max(len(r[0]) for r in rows)
+    print(f"| {'measure'.ljust(w)} | {'result':>18} | {'target':>18} | ok |")
+    print(f"|{'-' * (w + 2)}|{'-' * 20}|{'-' * 20}|----|")
+    for name, value, target, ok in rows:
+        mark = "" if ok is None else ("yes" if ok else "NO")
+        print(f"| {name.ljust(w)} | {value:>18} | {target:>18} | {mark:>3}|")
+
+
+if __name__ == "__main__":
+    main()
