@@ -46,6 +46,16 @@ run: $(VENV)/.serve $(DATABASE)
 test: $(VENV)/.dev
 	$(PY) -m pytest -q
 
+# ---- deployment: linters for the AWS files, and the container test (podman; installs it from apt when missing) ----
+.PHONY: lint-deploy container-test
+lint-deploy: $(VENV)/.dev
+	$(VENV)/bin/hadolint --failure-threshold info Dockerfile
+	$(VENV)/bin/cfn-lint deploy/pipeline.yaml
+	$(PY) -m deploy --check-only
+
+container-test: $(VENV)/.dev
+	$(PY) scripts/container_test.py
+
 # ---- data and model pipeline (long runs are make targets, not tests) ----
 data: $(VENV)/.dev
 	$(PY) -m scraper import-dataset --dataset $(IKEA) --out $(MANIFEST)
