@@ -70,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     security.init_app(app)
     app.extensions["roomfit"] = Services(
         segmenter=SegmenterHolder(app.config["MODEL_DIR"], num_threads=app.config["MODEL_THREADS"],
+                                  pool_size=app.config["MODEL_INTERPRETERS"],
                                   threshold=app.config["MASK_THRESHOLD"], min_area=app.config["MIN_PRODUCT_AREA"],
                                   retry_seconds=app.config["MODEL_RETRY_SECONDS"]),
         metrics=metrics.init_app(app),

@@ -51,6 +51,8 @@ class Config:
     MAX_IMAGE_PIXELS: int = 40_000_000
     # Threads each TFLite interpreter may use; 1 keeps several request threads from fighting over 2 cores.
     MODEL_THREADS: int = 1
+    # Interpreters per worker process (each holds its own copy of the unpacked weights).
+    MODEL_INTERPRETERS: int = 2
     # How often (s) to retry loading a missing or broken model, so a model that lands later is picked up.
     MODEL_RETRY_SECONDS: float = 5.0
     MASK_THRESHOLD: float = 0.5
@@ -79,6 +81,7 @@ class Config:
             MAX_CONTENT_LENGTH=_env_number("MAX_CONTENT_LENGTH", d.MAX_CONTENT_LENGTH),
             MAX_IMAGE_PIXELS=_env_number("MAX_IMAGE_PIXELS", d.MAX_IMAGE_PIXELS),
             MODEL_THREADS=_env_number("MODEL_THREADS", d.MODEL_THREADS),
+            MODEL_INTERPRETERS=_env_number("MODEL_INTERPRETERS", d.MODEL_INTERPRETERS),
             MODEL_RETRY_SECONDS=_env_number("MODEL_RETRY_SECONDS", d.MODEL_RETRY_SECONDS, float),
             MASK_THRESHOLD=_env_number("MASK_THRESHOLD", d.MASK_THRESHOLD, float),
             MIN_PRODUCT_AREA=_env_number("MIN_PRODUCT_AREA", d.MIN_PRODUCT_AREA, float),

@@ -1,12 +1,13 @@
 """The segmentation session: reads models/model.json, verifies the TFLite file and predicts product masks.
 
-Built once per worker; the TFLite interpreter itself is not thread-safe, so each request thread gets its own,
-built lazily on first use and kept for the thread's life (gunicorn's gthread pool reuses threads).
+Built once per worker; the TFLite interpreter itself is not thread-safe, so request threads borrow interpreters
+from a small pool, built lazily on first use and kept for the worker's life.
 """
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -106,16 +107,30 @@ class Prediction:
     timing_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class _Runner:
+    """One TFLite interpreter with its input and output tensor indices."""
+
+    interpreter: Any
+    input_index: int
+    output_index: int
+
+
 class Segmenter:
     """A model session: predict(image, size) -> Prediction. Safe to share between threads."""
 
-    def __init__(self, spec: ModelSpec, *, num_threads: int = 1, threshold: float = 0.5,
+    def __init__(self, spec: ModelSpec, *, num_threads: int = 1, pool_size: int = 2, threshold: float = 0.5,
                  min_area: float = 0.005) -> None:
         self.spec = spec
         self.num_threads = num_threads
         self.threshold = threshold
         self.min_area = min_area
-        self._local = threading.local()
+        # An interpreter is not thread-safe: each invoke borrows one from a small pool. The pool bounds memory
+        # (each interpreter holds its own unpacked weights) while letting threads overlap decode/encode with inference.
+        self.pool_size = max(1, pool_size)
+        self._pool: queue.LifoQueue[_Runner] = queue.LifoQueue()
+        self._pool_lock = threading.Lock()
+        self._created = 0
         self._lut = _alpha_lut(threshold)
         self._generic = spec.classes.index(GENERIC_CLASS) if GENERIC_CLASS in spec.classes else -1
 
@@ -124,39 +139,56 @@ class Segmenter:
         """Short hash identifying the model (for cache keys)."""
         return self.spec.sha256[:16]
 
-    def _interpreter(self) -> Any:
-        """This thread's interpreter, built on first use."""
-        interp = getattr(self._local, "interpreter", None)
-        if interp is None:
-            # Imported here so that importing the web app (and its CLI commands) does not load the runtime.
-            from ai_edge_litert.interpreter import Interpreter
+    def _build(self) -> _Runner:
+        """Build one interpreter and check it against model.json."""
+        # Imported here so that importing the web app (and its CLI commands) does not load the runtime.
+        from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(model_path=str(self.spec.path), num_threads=self.num_threads)
-            interp.allocate_tensors()
-            inp = interp.get_input_details()[0]
-            out = interp.get_output_details()[0]
-            expected = (1, self.spec.input_height, self.spec.input_width, 3)
-            if tuple(inp["shape"]) != expected:
-                raise ModelError(f"model input shape {tuple(inp['shape'])} != model.json {expected}")
-            if int(out["shape"][-1]) != len(self.spec.classes):
-                raise ModelError(f"model has {out['shape'][-1]} output channels for {len(self.spec.classes)} classes")
-            self._local.interpreter = interp
-            self._local.io = (inp["index"], out["index"])
-            log.info("built TFLite interpreter for %s %s in thread %s", self.spec.name, self.spec.version,
-                     threading.current_thread().name)
-        return interp
+        interp = Interpreter(model_path=str(self.spec.path), num_threads=self.num_threads)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        out = interp.get_output_details()[0]
+        expected = (1, self.spec.input_height, self.spec.input_width, 3)
+        if tuple(inp["shape"]) != expected:
+            raise ModelError(f"model input shape {tuple(inp['shape'])} != model.json {expected}")
+        if int(out["shape"][-1]) != len(self.spec.classes):
+            raise ModelError(f"model has {out['shape'][-1]} output channels for {len(self.spec.classes)} classes")
+        log.info("built TFLite interpreter %d/%d for %s %s", self._created, self.pool_size, self.spec.name,
+                 self.spec.version)
+        return _Runner(interp, inp["index"], out["index"])
+
+    def _acquire(self) -> _Runner:
+        """A free interpreter: an idle one, a new one while under the pool size, else wait for one."""
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._pool_lock:
+            create = self._created < self.pool_size
+            if create:
+                self._created += 1
+        if not create:
+            return self._pool.get()
+        try:
+            return self._build()
+        except BaseException:
+            with self._pool_lock:
+                self._created -= 1
+            raise
 
     def warm_up(self) -> None:
-        """Build this thread's interpreter and run it once so the first request is not slow."""
+        """Build an interpreter and run it once so the first request is not slow (and a bad model shows now)."""
         self._run(np.full((1, self.spec.input_height, self.spec.input_width, 3), 255.0, np.float32))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """One interpreter invoke; returns logits (h, w, classes)."""
-        interp = self._interpreter()
-        in_idx, out_idx = self._local.io
-        interp.set_tensor(in_idx, batch)
-        interp.invoke()
-        return interp.get_tensor(out_idx)[0]
+        runner = self._acquire()
+        try:
+            runner.interpreter.set_tensor(runner.input_index, batch)
+            runner.interpreter.invoke()
+            return runner.interpreter.get_tensor(runner.output_index)[0]
+        finally:
+            self._pool.put(runner)
 
     def predict(self, model_input: Image.Image, size: tuple[int, int]) -> Prediction:
         """Segment an RGB image already resized to the model input; the mask is returned at `size` (w, h)."""
@@ -217,10 +249,11 @@ def _alpha_lut(threshold: float) -> list[int]:
 class SegmenterHolder:
     """Owns the app's Segmenter: loads it on demand and retries a missing or broken model now and then."""
 
-    def __init__(self, model_dir: str, *, num_threads: int, threshold: float, min_area: float,
+    def __init__(self, model_dir: str, *, num_threads: int, pool_size: int, threshold: float, min_area: float,
                  retry_seconds: float) -> None:
         self.model_dir = model_dir
-        self._kwargs = {"num_threads": num_threads, "threshold": threshold, "min_area": min_area}
+        self._kwargs = {"num_threads": num_threads, "pool_size": pool_size, "threshold": threshold,
+                        "min_area": min_area}
         self._retry_seconds = retry_seconds
         self._lock = threading.Lock()
         self._segmenter: Segmenter | None = None

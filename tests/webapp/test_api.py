@@ -167,3 +167,23 @@ def test_token_bucket_refills():
     assert limiter.take("a", now=0.0) > 0
     assert limiter.take("b", now=0.0) == 0  # per client
     assert limiter.take("a", now=1.0) == 0  # refilled
+
+
+def test_predict_is_thread_safe_with_a_bounded_interpreter_pool(app, square_photo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from webapp.imaging import decode
+
+    seg = app.extensions["roomfit"].segmenter.get()
+    photos = [square_photo(box=(10 + i * 5, 20, 90 + i * 5, 100)) for i in range(6)]
+    size = (seg.spec.input_width, seg.spec.input_height)
+
+    def run(data):
+        d = decode(data, size, max_pixels=10**7, need_full=False)
+        return seg.predict(d.model_input, d.size).detections[0].bbox
+
+    serial = [run(p) for p in photos]
+    with ThreadPoolExecutor(6) as pool:
+        parallel = list(pool.map(run, photos * 4))
+    assert parallel == serial * 4
+    assert seg._created <= seg.pool_size
