@@ -26,6 +26,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_crawl(args: argparse.Namespace) -> int:
     """Run the crawl for the configured sources and print the summary table."""
     cfg = load_config(args.config)
+    unknown = sorted(set(args.source or ()) - {s.name for s in cfg.sources})
+    if unknown:
+        raise ConfigError(f"{args.config}: no source named {unknown[0]!r}")
     categories = load_categories(args.categories or cfg.categories)
     with Crawler(cfg, args.out, categories, progress=not args.no_progress) as crawler:
         try:

@@ -107,12 +107,11 @@ class PoliteClient:
         return self._hosts.setdefault(origin_of(url), _Host())
 
     def _wait_turn(self, url: str) -> None:
-        """Sleep until this origin's minimum delay since its last request has passed."""
+        """Sleep until this origin's minimum delay since its last response has passed."""
         host = self._host(url)
         wait = host.last + host.delay - self._clock()
         if wait > 0:
             self._sleep(wait)
-        host.last = self._clock()
 
     def allowed(self, url: str) -> bool:
         """True when robots.txt of the URL's origin lets our User-Agent fetch it."""
@@ -168,6 +167,14 @@ class PoliteClient:
         """One polite GET with retries; the body is streamed and abandoned beyond max_bytes or the time budget."""
         self._wait_turn(url)
         timeout = (self.cfg.connect_timeout, self.cfg.read_timeout)
+        try:
+            return self._get_now(url, max_bytes, accept, timeout)
+        finally:
+            # The delay counts from the end of a response, so a slow server gets more rest, not less.
+            self._host(url).last = self._clock()
+
+    def _get_now(self, url: str, max_bytes: int, accept: str, timeout: tuple[float, float]) -> Body:
+        """The GET itself, with every requests/urllib3 failure mapped to a FetchError reason."""
         try:
             with self.session.get(url, stream=True, timeout=timeout, headers={"Accept": accept}) as resp:
                 if resp.status_code >= 400:

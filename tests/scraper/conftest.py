@@ -297,6 +297,12 @@ def shared_shop():
 
 
 @pytest.fixture
+def make_photo():
+    """photo(name, width=800) -> JPEG bytes of a deterministic 4:3 test photo."""
+    return photo
+
+
+@pytest.fixture
 def render():
     """Render a fixture-shop template for the host shop.example, without a server."""
     shop = FixtureShop()
