@@ -91,7 +91,7 @@ class Crawler:
         products: set[str] = set()
         pages = 0
         category: str | None = None  # later pages of a listing often don't repeat the category heading
-        while queue and pages < source.max_pages:
+        while queue and pages < source.max_pages and len(products) < source.max_products:
             url = queue.popleft()
             if url in visited:
                 continue
@@ -113,7 +113,10 @@ class Crawler:
                 info = extract_product(page.text, page.url, source.selectors)
                 if info.images and page.url not in products and len(products) < source.max_products:
                     products.add(page.url)
-                    self._take_product(source, info, listing.category)
+                    if self.store.page_done(page.url):
+                        self.stats.products_resumed += 1
+                    elif self._take_product(source, info, listing.category):
+                        self.store.mark_page_done(page.url)
             for tile in listing.tiles:
                 if len(products) >= source.max_products:
                     break
@@ -158,14 +161,15 @@ class Crawler:
                     dimensions=parse_dimensions(info.dimensions_text), page_url=info.url, source=source.name)
         settled = True
         for cand in info.images[: self.cfg.images.max_per_product]:
-            settled &= self._take_image(cand, meta)
+            settled &= self._take_image(cand, meta, source.min_delay)
         return settled
 
-    def _take_image(self, cand: ImageCandidate, meta: dict) -> bool:
+    def _take_image(self, cand: ImageCandidate, meta: dict, min_delay: float) -> bool:
         """One image: skip if seen, download, verify, store; True unless a later run might do better."""
         url = cand.url
         if self.store.image_seen(url):
             return True
+        self.client.set_min_delay(url, min_delay)  # image CDNs on other hosts get the same courtesy
         try:
             body = self.client.get_image(url)
             info = inspect_image(body.data, self.cfg.images)

@@ -172,3 +172,29 @@ def test_kill_midway_and_resume_loses_and_duplicates_nothing(crawled, tmp_path):
     assert not list((out / "images").glob("*.part"))
     assert len(list((out / "images").iterdir())) == len(expected)
     assert os.path.getsize(out / "crawl_state.jsonl") > 0
+
+
+def test_listing_only_and_max_products(shop, tmp_path):
+    config = tmp_path / "sources.yaml"
+    config.write_text(f"""
+http: {{read_timeout: 2, retries: 0}}
+images: {{min_side: 200}}
+sources:
+  - name: woo-tiles
+    start_urls: ["{shop.base}/woo/product-category/chairs/"]
+    product_pages: false
+    max_pages: 1
+    min_delay: 0
+  - name: magento-two
+    start_urls: ["{shop.base}/magento/home-decor/vases.html"]
+    max_products: 2
+    min_delay: 0
+""")
+    stats = _crawl(config, tmp_path / "raw")
+    records = _manifest(tmp_path / "raw")
+    tiles = [r for r in records if r.source == "woo-tiles"]
+    assert [(r.title, r.width, r.category, r.klass) for r in tiles] == [
+        (name, 768, "Chairs", "chair") for name in ("Oak Dining Chair", "Linen Armchair", "Bistro Chair")]
+    assert shop.requested("/woo/product/") == [] and shop.requested("/woo/product-category/chairs/page/2/") == []
+    assert {r.title for r in records if r.source == "magento-two"} == {"Ceramic Vase Blue", "Tall Glass Vase"}
+    assert stats.tile_fallbacks == 3 and stats.pages == 1 + 1  # max_products reached on Magento's first page
