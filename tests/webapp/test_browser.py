@@ -158,6 +158,10 @@ def test_room_photo_fallback_when_camera_refused_and_calibration(live_server, br
     state = _item(page)
     assert state["w"] * stage["width"] == pytest.approx(400, rel=0.02)
 
+    chair = page.request.get(live_server + "/api/products?q=BERNHARD").json()["products"][0]
+    page.select_option("#add-product", str(chair["id"]))  # several products at once
+    page.wait_for_function("() => document.querySelectorAll('.item').length === 2")
+
     shot = _snapshot(page)
     assert shot.size == (640, 400)
     pixels = np.asarray(shot.convert("RGB")).astype(int)

@@ -175,12 +175,30 @@
     return true;
   }
 
+  // A cut-out with no opaque pixel means the model found no product in the photo.
+  function isBlank(img) {
+    const c = document.createElement("canvas");
+    c.width = 24;
+    c.height = 24;
+    const ctx = c.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(img, 0, 0, 24, 24);
+    const px = ctx.getImageData(0, 0, 24, 24).data;
+    for (let i = 3; i < px.length; i += 4) {
+      if (px[i] > 16) return false;
+    }
+    return true;
+  }
+
   function addItem(product) {
     const img = new Image();
     img.className = "cut";
     img.alt = product.name;
     img.draggable = false;
     img.onload = () => {
+      if (isBlank(img)) {
+        say("No product was found in the photo of " + product.name + ", so there is nothing to place.", true);
+        return;
+      }
       const item = {
         id: state.nextId++, product, img, aspect: img.naturalHeight / img.naturalWidth,
         x: 0.5 + 0.08 * ((state.items.length % 3) - 1), y: 0.62, w: 0.3, rot: 0, flip: false,
