@@ -96,11 +96,12 @@ class Results:
 
 
 def sh(cmd: Sequence[str], *, timeout: float = 120, check: bool = True, capture: bool = True,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+       env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command with a time limit; CheckFailed with its output's tail when it fails."""
     log.debug("$ %s", " ".join(cmd))
     try:
-        proc = subprocess.run(list(cmd), capture_output=capture, text=True, timeout=timeout, env=env, check=False)
+        proc = subprocess.run(list(cmd), capture_output=capture, text=True, timeout=timeout, env=env, check=False,
+                              cwd=cwd)
     except subprocess.TimeoutExpired:
         raise CheckFailed(f"`{' '.join(cmd[:3])} …` took longer than {timeout:.0f} s") from None
     if check and proc.returncode != 0:
@@ -175,7 +176,7 @@ def model_source(cfg: TestConfig) -> tuple[str, str]:
     if not (stand_in / "model.json").exists():
         code = ("import sys; sys.path.insert(0, 'tests/webapp'); from pathlib import Path; "
                 "from conftest import build_tiny_model; build_tiny_model(Path(sys.argv[1]))")
-        sh([sys.executable, "-c", code, str(stand_in)], timeout=300)
+        sh([sys.executable, "-c", code, str(stand_in)], timeout=300, cwd=ROOT)
     return str(stand_in.relative_to(ROOT)), json.loads((stand_in / "model.json").read_text())["name"]
 
 
