@@ -47,7 +47,7 @@ def browser():
 
 def _new_page(browser, errors: list[str]):
     """A page that records console errors and uncaught exceptions (a CSP violation shows up here)."""
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900}, has_touch=True)
     page = context.new_page()
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -120,8 +120,26 @@ def test_gallery_to_room_with_camera_drag_resize_snapshot(live_server, browser):
     page.keyboard.press("f")
     keyed = _item(page)
     assert keyed["x"] > resized["x"] and keyed["w"] > resized["w"] and keyed["flip"] == "1"
+    box = page.locator(".item").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx, cy)
     page.mouse.wheel(0, -200)  # wheel over the item: bigger
+    page.wait_for_function(f"() => +document.querySelector('.item').dataset.w > {keyed['w']}")
+
+    # Two-finger pinch and twist through real touch events (Chromium turns them into pointer events).
+    before_pinch = _item(page)
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind, points):
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+            {"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]})
+
+    touch("touchStart", [(cx - 30, cy), (cx + 30, cy)])
+    for k in range(1, 7):
+        touch("touchMove", [(cx - 30 - 5 * k, cy - 3 * k), (cx + 30 + 5 * k, cy + 3 * k)])
+    touch("touchEnd", [])
+    pinched = _item(page)
+    assert pinched["w"] > before_pinch["w"] * 1.5 and pinched["rot"] > before_pinch["rot"] + 10
 
     video_size = page.evaluate("[document.getElementById('camera').videoWidth, document.getElementById('camera').videoHeight]")
     shot = _snapshot(page)
