@@ -47,6 +47,8 @@ def _number(value: Any) -> float | None:
 
 def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a manifest.jsonl (the scraper's contract, see DEVELOPERS.md); bad lines are skipped with a warning."""
+    # Read here rather than through scraper.manifest: parts talk through files, and the serving image ships without
+    # scraper/ (and its PyYAML). Same tolerance as the scraper's reader: a torn or bad line is skipped, never fatal.
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
