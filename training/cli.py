@@ -10,6 +10,7 @@ from scraper.categories import DEFAULT_CATEGORIES, CategoriesError, load_categor
 log = logging.getLogger(__name__)
 
 SHARED_MODELS = Path("../shared/models")
+ENCODER_WEIGHTS = SHARED_MODELS / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
@@ -33,6 +34,142 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classes(args: argparse.Namespace) -> tuple[str, ...]:
+    """The model's classes: categories.yaml's list, plus `other` (unclassed products as generic foreground)."""
+    classes = load_categories(args.categories).classes
+    return classes + ("other",) if args.other and "other" not in classes else classes
+
+
+def _items(args: argparse.Namespace, classes: tuple[str, ...]):
+    """The dataset file's items, building the file first if it is missing or --rebuild-dataset was given."""
+    from .dataset import build_dataset_file, load_dataset_file
+
+    if args.rebuild_dataset or not args.dataset.exists():
+        base = tuple(c for c in classes if c != "other")
+        return build_dataset_file(args.manifest, args.labels, args.dataset, base)
+    return load_dataset_file(args.dataset)
+
+
+def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
+    """TrainConfig from the shared training arguments."""
+    from .train import TrainConfig
+
+    weights = args.encoder_weights
+    if weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise FileNotFoundError(f"encoder weights not found: {weights} (pass --encoder-weights imagenet|none|PATH)")
+    return TrainConfig(run_dir=args.run_dir, classes=classes, input_size=args.input_size, decoder=args.decoder,
+                       alpha=args.alpha, width=args.width, encoder_weights=None if weights == "none" else str(weights),
+                       batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                       finetune_lr=args.finetune_lr, epochs_frozen=args.epochs_frozen,
+                       epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
+                       repeat_classed=args.repeat_classed, max_train_other=args.max_train_other, seed=args.seed,
+                       profile=args.profile, cache_dir=args.cache_dir, verbose=args.keras_verbose)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train one model (resumable)."""
+    from .train import train
+
+    classes = _classes(args)
+    result = train(_train_config(args, classes), _items(args, classes))
+    print(f"best val mean IoU {result.best_val_mean_iou:.4f}, fg IoU {result.best_val_fg_iou:.4f}, "
+          f"{result.epochs} epochs, {result.seconds:.0f} s -> {result.weights}")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    """Run the hyper-parameter sweep on the validation split."""
+    from .tune import DEFAULT_SPACE, run_sweep
+
+    classes = _classes(args)
+    space = dict(DEFAULT_SPACE)
+    for key in ("optimizer", "lr", "alpha", "input_size", "decoder"):
+        values = getattr(args, f"sweep_{key}")
+        if values:
+            space[key] = values
+    rows = run_sweep(_train_config(args, classes), _items(args, classes), args.run_dir, space, args.trials)
+    for row in sorted(rows, key=lambda r: -r["val_mean_iou"]):
+        print(f"{row['val_mean_iou']:.4f}  {row['val_fg_iou']:.4f}  {row['trial']}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score the models on the test split and write metrics.json + plots."""
+    from .evaluate import EvalConfig, ModelUnderTest, evaluate, headline
+    from .export import update_model_json_metrics
+
+    classes = _classes(args)
+    models = [ModelUnderTest("fast", args.run_dir, args.export_dir)]
+    if args.baseline_run and (args.baseline_run / "best.weights.h5").exists():
+        models.append(ModelUnderTest("pix2pix", args.baseline_run, args.baseline_export_dir))
+    else:
+        log.warning("no pix2pix baseline run at %s: evaluating the fast model only", args.baseline_run)
+    metrics = evaluate(EvalConfig(models=models, out_dir=args.out, teacher_model=args.isnet_model,
+                                  threads=args.threads), _items(args, classes), classes)
+    for name, m in metrics["models"].items():
+        c = m["classed"]
+        print(f"{name}: test mean IoU {c['mean_iou']:.4f} (dominant-label {c['mean_iou_dominant']:.4f}), "
+              f"fg IoU {c['foreground_iou']:.4f}, category acc {c['category_accuracy']:.3f}")
+    if args.model_json.exists():
+        update_model_json_metrics(args.model_json, headline(metrics, "fast"))
+        print(f"metrics written into {args.model_json}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Export a run to every format; ship it unless --no-ship."""
+    from .evaluate import headline, read_metrics
+    from .export import ExportConfig, export_run
+
+    metrics = None
+    if not args.no_ship and args.metrics.exists():
+        metrics = headline(read_metrics(args.metrics), "fast")
+    cfg = ExportConfig(run_dir=args.run_dir, work_dir=args.work_dir, ship_dir=None if args.no_ship else args.ship_dir,
+                       version=args.version)
+    result = export_run(cfg, metrics=metrics)
+    for key, f in result["files"].items():
+        print(f"{key:12s} {f['bytes'] / 1e6:7.2f} MB  {f['path']}")
+    print(f"TFLite vs Keras: {result['checks']}")
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    """Arguments naming the data a command reads."""
+    p.add_argument("--manifest", type=Path, default=Path("data/ikea/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels"))
+    p.add_argument("--dataset", type=Path, default=Path("data/labels/dataset.json"),
+                   help="split file (built from the labels if missing)")
+    p.add_argument("--rebuild-dataset", action="store_true", help="rebuild the split file from the current labels")
+    p.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES)
+    p.add_argument("--no-other", dest="other", action="store_false",
+                   help="leave unclassed products out instead of learning them as an 'other' class")
+
+
+def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
+    """Arguments of a training run (shared by train and tune)."""
+    _add_data_args(p)
+    p.add_argument("--run-dir", type=Path, default=Path(run_dir))
+    p.add_argument("--decoder", choices=["fast", "pix2pix"], default="fast")
+    p.add_argument("--input-size", type=int, default=160)
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--width", type=int, default=96, help="fast decoder channels at stride 16")
+    p.add_argument("--encoder-weights", default=str(ENCODER_WEIGHTS), help="PATH to the .h5, imagenet or none")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"], default="adam")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--finetune-lr", type=float, default=1e-4)
+    p.add_argument("--epochs-frozen", type=int, default=4)
+    p.add_argument("--epochs-finetune", type=int, default=12)
+    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--dice-weight", type=float, default=1.0)
+    p.add_argument("--repeat-classed", type=int, default=3, help="repeat classed train photos N times per epoch")
+    p.add_argument("--max-train-other", type=int, default=None, help="use at most N unclassed train photos")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--profile", action="store_true", help="TF profiler on batches 2-4 (TensorBoard Profile tab)")
+    p.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
+    p.add_argument("--keras-verbose", type=int, default=1, choices=[0, 1, 2])
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser with one sub-command per job."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
@@ -51,6 +188,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="label at most N new images")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG here")
     p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
+    _add_train_args(p, "runs/train_fast")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="hyper-parameter sweep on the validation split (HParams + CSV)")
+    _add_train_args(p, "runs/tune")
+    p.set_defaults(epochs_frozen=2, epochs_finetune=2, max_train_other=300, keras_verbose=2)
+    p.add_argument("--trials", type=int, default=None, help="random sample of N trials from the grid")
+    p.add_argument("--sweep-optimizer", nargs="+", choices=["adam", "adamw", "sgd", "rmsprop"])
+    p.add_argument("--sweep-lr", nargs="+", type=float)
+    p.add_argument("--sweep-alpha", nargs="+", type=float)
+    p.add_argument("--sweep-input-size", nargs="+", type=int)
+    p.add_argument("--sweep-decoder", nargs="+", choices=["fast", "pix2pix"])
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("evaluate", help="test-split metrics at full resolution, sizes, latency, plots")
+    _add_data_args(p)
+    p.add_argument("--run-dir", type=Path, default=Path("runs/train_fast"))
+    p.add_argument("--export-dir", type=Path, default=Path("models/_work/fast"))
+    p.add_argument("--baseline-run", type=Path, default=Path("runs/train_pix2pix"))
+    p.add_argument("--baseline-export-dir", type=Path, default=Path("models/_work/pix2pix"))
+    p.add_argument("--isnet-model", type=Path, default=SHARED_MODELS / "isnet_small.onnx")
+    p.add_argument("--threads", type=int, default=1, help="ai-edge-litert threads for latency")
+    p.add_argument("--out", type=Path, default=Path("models/eval"))
+    p.add_argument("--model-json", type=Path, default=Path("models/model.json"))
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a run (.keras, .h5, SavedModel, TFLite fp32/fp16) and ship it")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/train_fast"))
+    p.add_argument("--work-dir", type=Path, default=Path("models/_work/fast"))
+    p.add_argument("--ship-dir", type=Path, default=Path("models"))
+    p.add_argument("--no-ship", action="store_true", help="only write the formats to --work-dir")
+    p.add_argument("--metrics", type=Path, default=Path("models/eval/metrics.json"))
+    p.add_argument("--version", default="1.0.0")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

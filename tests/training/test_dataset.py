@@ -1,0 +1,76 @@
+"""Split and input pipeline on tiny synthetic data."""
+import numpy as np
+import pytest
+
+from training.dataset import (PipelineConfig, assign_splits, build_dataset_file, get_dataset, load_dataset_file,
+                              mask_lookup)
+
+from .conftest import CLASSES
+
+OTHER_CLASSES = CLASSES + ("other",)
+
+
+def test_splits_are_deterministic_stratified_and_stable():
+    ids = {"a": [f"a{i}" for i in range(10)], "b": [f"b{i}" for i in range(3)], None: [f"n{i}" for i in range(5)]}
+    s1 = assign_splits(ids)
+    assert s1 == assign_splits({k: list(reversed(v)) for k, v in ids.items()})  # order of input does not matter
+    count = lambda prefix, split: sum(1 for k, v in s1.items() if k.startswith(prefix) and v == split)  # noqa: E731
+    assert (count("a", "train"), count("a", "val"), count("a", "test")) == (6, 2, 2)
+    assert (count("b", "train"), count("b", "val"), count("b", "test")) == (1, 1, 1)  # tiny class: one in each
+    grown = assign_splits({**ids, None: ids[None] + [f"n{i}" for i in range(5, 40)]})
+    assert all(grown[k] == s1[k] for k in ids[None])  # unclassed products keep their split as more arrive
+    with pytest.raises(ValueError):
+        assign_splits(ids, (0.5, 0.2, 0.2))
+
+
+def test_dataset_file_round_trip(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    assert load_dataset_file(tmp_path / "ds.json") == items
+    assert {it.split for it in items if it.klass == "couch"} == {"train", "val", "test"}
+
+
+def test_mask_lookup_maps_unclassed():
+    assert mask_lookup(OTHER_CLASSES)[255] == 3 and mask_lookup(OTHER_CLASSES)[2] == 2
+    assert mask_lookup(CLASSES)[255] == 0
+
+
+def _arrays(ds):
+    images, masks = zip(*[(i.numpy(), m.numpy()) for i, m in ds])
+    return np.concatenate(images), np.concatenate(masks)
+
+
+def test_val_pipeline_keeps_pairs_aligned_and_ids_intact(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    cfg = PipelineConfig(input_size=32, batch_size=4)
+    images, masks = _arrays(get_dataset(items, "val", OTHER_CLASSES, cfg))
+    assert images.shape[1:] == (32, 32, 3) and masks.shape[1:] == (32, 32, 1) and images.dtype == np.float32
+    assert set(np.unique(masks)) <= {0, 1, 2, 3}  # NEAREST: no fractional ids at edges, 255 became 'other'
+    red = (images[..., 0] > 200) & (images[..., 1] < 80) & (images[..., 2] < 80)
+    couch = masks[..., 0] == 1
+    assert couch.any() and (red == couch).mean() > 0.98  # couch pixels are the red ones (bilinear edges aside)
+    again, _ = _arrays(get_dataset(items, "val", OTHER_CLASSES, cfg))
+    assert np.array_equal(images, again)  # no augmentation, no shuffling outside train
+
+
+def test_train_augmentation_moves_image_and_mask_together(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    cfg = PipelineConfig(input_size=32, batch_size=8, jitter=0.0, background_p=0.0)  # geometry only
+    images, masks = _arrays(get_dataset(items, "train", OTHER_CLASSES, cfg))
+    assert set(np.unique(masks)) <= {0, 1, 2, 3}
+    white = images.min(-1) > 200
+    agree = (white == (masks[..., 0] == 0)).mean()
+    assert agree > 0.97  # only the bilinear edge pixels may disagree
+    second, _ = _arrays(get_dataset(items, "train", OTHER_CLASSES, cfg).take(100))
+    plain, _ = _arrays(get_dataset(items, "train", OTHER_CLASSES, cfg, shuffle=False))
+    assert not np.array_equal(images, second) or not np.array_equal(images, plain)
+
+
+def test_unclassed_left_out_without_other_class(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    _, masks = _arrays(get_dataset(items, "train", CLASSES, PipelineConfig(input_size=32)))
+    n_classed = sum(1 for it in items if it.split == "train" and it.klass)
+    assert len(masks) == n_classed and 255 not in masks

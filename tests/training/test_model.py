@@ -1,0 +1,41 @@
+"""Model builder: shapes, layer names, normalisation inside the model, MAC counts."""
+import numpy as np
+import pytest
+
+from training.model import build_model, count_macs
+
+
+@pytest.mark.parametrize("decoder", ["fast", "pix2pix"])
+def test_shapes_and_names(decoder):
+    model = build_model(64, 4, decoder=decoder, encoder_weights=None)
+    assert model.input_shape == (None, 64, 64, 3)
+    assert model.output_shape == (None, 64, 64, 4)
+    names = {layer.name for layer in model.layers}
+    assert {"image", "normalize", "encoder", "logits"} <= names
+    assert model.name == f"roomfit_seg_{decoder}"
+    out = model(np.full((1, 64, 64, 3), 255.0, np.float32)).numpy()
+    assert np.isfinite(out).all()
+
+
+def test_normalisation_to_minus_one_one():
+    model = build_model(64, 3, encoder_weights=None)
+    norm = model.get_layer("normalize")
+    got = norm(np.array([[[[0.0, 127.5, 255.0]]]], np.float32)).numpy().ravel()
+    assert got == pytest.approx([-1.0, 0.0, 1.0])
+
+
+def test_fast_is_much_cheaper_than_pix2pix():
+    fast = build_model(64, 10, decoder="fast", encoder_weights=None)
+    p2p = build_model(64, 10, decoder="pix2pix", encoder_weights=None)
+    assert count_macs(fast) * 5 < count_macs(p2p)
+    assert fast.count_params() * 8 < p2p.count_params()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"decoder": "unet"}, "unknown decoder"),
+    ({"input_size": 50}, "multiple of 32"),
+    ({"encoder_weights": "/nonexistent/w.h5"}, "not found"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        build_model(**{"input_size": 64, "classes": 3, **kwargs})

@@ -1,0 +1,219 @@
+"""Dataset split (deterministic, stratified by class, by product-id hash) and the tf.data input pipeline.
+
+The dataset file (JSON) lists every labelled product with its image, mask and alpha paths, class and split. Masks
+hold 0 background, k class id, 255 foreground of an unclassed product; the pipeline maps 255 to the `other` class when
+the class list has one, else unclassed products are left out.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from scraper.manifest import read_manifest, resolve_image_path
+
+from .io import atomic_write_json
+from .label import UNCLASSED, read_index
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+OTHER = "other"
+
+
+@dataclass
+class Item:
+    """One labelled product photo."""
+
+    id: str
+    image: str
+    mask: str
+    alpha: str
+    klass: str | None
+    split: str
+
+
+@dataclass
+class PipelineConfig:
+    """How `get_dataset` reads and augments."""
+
+    input_size: int = 160
+    batch_size: int = 16
+    seed: int = 42
+    cache_dir: Path | None = None  # None: cache decoded/resized arrays in memory
+    scale_range: tuple[float, float] = (0.7, 1.25)  # zoom out/in before the crop back to input_size
+    background_p: float = 0.5  # chance of replacing the (white) studio background with a random colour
+    jitter: float = 0.15  # brightness/contrast/saturation strength
+
+
+def _hash_key(product_id: str) -> str:
+    """Stable pseudo-random order for a product id (independent of Python's hash seed)."""
+    return hashlib.sha256(product_id.encode("utf-8")).hexdigest()
+
+
+def assign_splits(ids_by_class: dict[str | None, list[str]],
+                  fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> dict[str, str]:
+    """Split each class into train/val/test by product-id hash.
+
+    Classed products: sorted by hash, cut at the exact fractions (≥1 val and test when n ≥ 3), so even 3 wine glasses
+    are stratified. Unclassed products (key None) grow while labelling runs, so each goes by its own hash value
+    against the fraction thresholds: a product never changes split when more are labelled.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"split fractions must sum to 1, got {fractions}")
+    out: dict[str, str] = {}
+    for klass, ids in ids_by_class.items():
+        ordered = sorted(set(ids), key=_hash_key)
+        if klass is None:
+            for pid in ordered:
+                u = int(_hash_key(pid)[:8], 16) / 0x100000000
+                out[pid] = "train" if u < fractions[0] else ("val" if u < fractions[0] + fractions[1] else "test")
+            continue
+        n = len(ordered)
+        n_val = round(n * fractions[1])
+        n_test = round(n * fractions[2])
+        if n >= 3:  # tiny classes (3 wine glasses) still get one example in each split
+            n_val, n_test = max(1, n_val), max(1, n_test)
+        n_train = n - n_val - n_test
+        for i, pid in enumerate(ordered):
+            out[pid] = "train" if i < n_train else ("val" if i < n_train + n_val else "test")
+    return out
+
+
+def build_dataset_file(manifest: Path, labels: Path, out: Path, classes: tuple[str, ...],
+                       fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> list[Item]:
+    """Write the dataset file from the manifest and the labels marked ok; returns its items."""
+    index = read_index(labels / "labels.jsonl")
+    if not index:
+        raise FileNotFoundError(f"no labels in {labels}/labels.jsonl (run `python -m training label` first)")
+    records = {r.id: r for r in read_manifest(manifest)}
+    ok = [pid for pid, e in index.items() if e.get("status") == "ok" and pid in records]
+    by_class: dict[str | None, list[str]] = {}
+    for pid in ok:
+        klass = records[pid].klass
+        if klass is not None and klass not in classes:
+            raise ValueError(f"{pid}: class {klass!r} is not in {classes}")
+        by_class.setdefault(klass, []).append(pid)
+    splits = assign_splits(by_class, fractions)
+    items = [Item(id=pid, image=str(resolve_image_path(manifest, records[pid]).resolve()),
+                  mask=str((labels / "masks" / f"{pid}.png").resolve()),
+                  alpha=str((labels / "alpha" / f"{pid}.png").resolve()),
+                  klass=records[pid].klass, split=splits[pid]) for pid in sorted(ok)]
+    counts = {s: {} for s in SPLITS}
+    for it in items:
+        key = it.klass or OTHER
+        counts[it.split][key] = counts[it.split].get(key, 0) + 1
+    atomic_write_json(out, {"version": 1, "classes": list(classes), "fractions": list(fractions),
+                            "counts": counts, "items": [it.__dict__ for it in items]})
+    log.info("dataset file %s: %s", out, {s: sum(c.values()) for s, c in counts.items()})
+    return items
+
+
+def load_dataset_file(path: Path) -> list[Item]:
+    """Read the items of a dataset file."""
+    import json
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"dataset file not found: {path} (build it with `python -m training train`)")
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [Item(**d) for d in doc["items"]]
+
+
+def select(items: list[Item], split: str, classes: tuple[str, ...]) -> list[Item]:
+    """Items of one split the model can learn from: classed ones, plus unclassed ones if `other` is a class."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}")
+    return [it for it in items if it.split == split and (it.klass is not None or OTHER in classes)]
+
+
+def mask_lookup(classes: tuple[str, ...]) -> list[int]:
+    """Mask value -> training class id: identity for class ids, 255 (unclassed) -> `other` (or 0 if absent)."""
+    table = list(range(256))
+    table[UNCLASSED] = classes.index(OTHER) if OTHER in classes else 0
+    return table
+
+
+def _load(image_path, mask_path, alpha_path, size: int, lookup):
+    """Decode one example and resize it: image and alpha bilinear, mask NEAREST (class ids stay integers)."""
+    import tensorflow as tf
+
+    image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
+    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
+    mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
+    mask = tf.image.resize(mask, (size, size), method="nearest")
+    mask = tf.gather(lookup, tf.cast(mask, tf.int32))
+    alpha = tf.io.decode_png(tf.io.read_file(alpha_path), channels=1)
+    alpha = tf.image.resize(tf.cast(alpha, tf.float32) / 255.0, (size, size), method="bilinear")
+    return tf.clip_by_value(image, 0.0, 255.0), tf.cast(mask, tf.uint8), alpha
+
+
+def augment(image, mask, alpha, cfg: PipelineConfig):
+    """Train-only augmentation: horizontal flip, scale + random crop/pad, background colour change using the
+    teacher's alpha, colour jitter. Geometry is applied identically to image, mask and alpha."""
+    import tensorflow as tf
+
+    size = cfg.input_size
+    if tf.random.uniform(()) < 0.5:
+        image, mask, alpha = (tf.image.flip_left_right(t) for t in (image, mask, alpha))
+    scale = tf.random.uniform((), *cfg.scale_range)
+    new = tf.cast(tf.round(scale * size), tf.int32)
+    image = tf.image.resize(image, (new, new), method="bilinear")
+    alpha = tf.image.resize(alpha, (new, new), method="bilinear")
+    mask = tf.image.resize(mask, (new, new), method="nearest")
+    # Zoomed out: pad at a random offset (the pad becomes background); zoomed in: random crop.
+    target = tf.maximum(new, size)
+    oy = tf.random.uniform((), 0, target - new + 1, dtype=tf.int32)
+    ox = tf.random.uniform((), 0, target - new + 1, dtype=tf.int32)
+    stack = tf.concat([image, alpha, tf.cast(mask, tf.float32)], axis=-1)
+    stack = tf.image.pad_to_bounding_box(stack, oy, ox, target, target)
+    stack = tf.image.random_crop(stack, (size, size, 5))
+    image, alpha, mask = stack[..., :3], stack[..., 3:4], tf.cast(tf.round(stack[..., 4:5]), tf.uint8)
+    # Background: white (like the studio photos, also fills the padding) or a random colour.
+    white = tf.random.uniform(()) >= cfg.background_p
+    colour = tf.where(white, tf.fill((3,), 255.0), tf.random.uniform((3,), 0.0, 255.0))
+    image = alpha * image + (1.0 - alpha) * colour
+    if cfg.jitter > 0:
+        x = image / 255.0
+        x = tf.image.random_brightness(x, cfg.jitter)
+        x = tf.image.random_contrast(x, 1 - cfg.jitter, 1 + cfg.jitter)
+        x = tf.image.random_saturation(x, 1 - cfg.jitter, 1 + cfg.jitter)
+        x = tf.image.random_hue(x, cfg.jitter / 5)
+        image = x * 255.0
+    return tf.clip_by_value(image, 0.0, 255.0), mask, alpha
+
+
+def get_dataset(items: list[Item], split: str, classes: tuple[str, ...], cfg: PipelineConfig,
+                repeat_classed: int = 1, shuffle: bool | None = None):
+    """tf.data pipeline of (image float32 0..255 NHWC, mask uint8 N×H×W×1) batches for one split.
+
+    Augmentation and shuffling happen on the train split only; `repeat_classed` repeats classed train products
+    (they are ~10% of the photos) so each epoch sees them several times.
+    """
+    import tensorflow as tf
+
+    chosen = select(items, split, classes)
+    if not chosen:
+        raise ValueError(f"no labelled items in split {split!r}")
+    training = split == "train"
+    lookup = tf.constant(mask_lookup(classes), tf.int32)
+    paths = tuple(list(col) for col in zip(*[(it.image, it.mask, it.alpha) for it in chosen]))
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.map(lambda i, m, a: _load(i, m, a, cfg.input_size, lookup), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    if cfg.cache_dir is not None:
+        key = hashlib.sha256("|".join(it.id for it in chosen).encode()).hexdigest()[:12]
+        Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
+        ds = ds.cache(str(Path(cfg.cache_dir) / f"{split}_{cfg.input_size}_{key}"))
+    else:
+        ds = ds.cache()
+    if training and repeat_classed > 1:
+        weights = tf.constant([repeat_classed if it.klass is not None else 1 for it in chosen], tf.int64)
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(weights)))
+        ds = ds.flat_map(lambda ex, n: tf.data.Dataset.from_tensors(ex).repeat(n))
+    if shuffle if shuffle is not None else training:
+        ds = ds.shuffle(len(chosen) * max(1, repeat_classed), seed=cfg.seed, reshuffle_each_iteration=True)
+    if training:
+        ds = ds.map(lambda i, m, a: augment(i, m, a, cfg), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i, m, a: (i, m), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)

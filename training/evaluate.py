@@ -1,0 +1,276 @@
+"""Evaluate trained models on the test split only, at each photo's full resolution (logits upsampled before argmax),
+plus file sizes and latency per file type; writes metrics.json and plots."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from .dataset import OTHER, Item, mask_lookup, select
+from .io import atomic_write_json
+from .metrics import confusion_matrix, dominant_class, foreground_confusion, iou_per_class, mean_iou, pixel_accuracy
+from .train import finite_dict, scored_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelUnderTest:
+    """A trained run and its exported files."""
+
+    name: str
+    run_dir: Path
+    export_dir: Path | None = None  # holds roomfit_seg*.tflite / .keras / .h5 for size and latency
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and where to write."""
+
+    models: list[ModelUnderTest]
+    out_dir: Path
+    teacher_model: Path | None = None  # ISNet ONNX: size and latency of the teacher itself
+    latency_images: int = 20
+    threads: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+def load_pair(item: Item, lookup: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution RGB photo (uint8) and its training-id mask."""
+    with Image.open(item.image) as im:
+        image = np.asarray(im.convert("RGB"))
+    mask = np.asarray(Image.open(item.mask))
+    return image, np.asarray(lookup, np.uint8)[mask]
+
+
+def predict_full(model, image: np.ndarray, size: int) -> np.ndarray:
+    """Class map at the photo's resolution: resize in bilinear, logits resized back bilinear, then argmax."""
+    import tensorflow as tf
+
+    x = tf.image.resize(tf.cast(image[None], tf.float32), (size, size), method="bilinear")
+    logits = model(x, training=False)
+    logits = tf.image.resize(logits, image.shape[:2], method="bilinear")
+    return np.argmax(logits.numpy()[0], axis=-1).astype(np.uint8)
+
+
+def score_model(model, size: int, items: list[Item], classes: tuple[str, ...]) -> dict:
+    """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy over `items` at full resolution;
+    `dominant` variants relabel every foreground pixel with the image's product label (the web app's rule)."""
+    n = len(classes)
+    lookup = mask_lookup(classes)
+    other = classes.index(OTHER) if OTHER in classes else None
+    conf = np.zeros((n, n), np.int64)
+    conf_dom = np.zeros((n, n), np.int64)
+    fg = np.zeros((2, 2), np.int64)
+    right = total = 0
+    for item in tqdm(items, desc="evaluate", unit="img", leave=False):
+        image, truth = load_pair(item, lookup)
+        pred = predict_full(model, image, size)
+        label = dominant_class(pred, n, other)
+        conf += confusion_matrix(truth, pred, n)
+        conf_dom += confusion_matrix(truth, np.where(pred != 0, label, 0), n)
+        fg += foreground_confusion(truth, pred)
+        if item.klass is not None:
+            total += 1
+            right += int(label == classes.index(item.klass))
+    ids = scored_ids(classes)
+    return {
+        "images": len(items),
+        "mean_iou": mean_iou(conf, ids),
+        "mean_iou_dominant": mean_iou(conf_dom, ids),
+        "foreground_iou": float(iou_per_class(fg)[1]),
+        "pixel_accuracy": pixel_accuracy(conf),
+        "category_accuracy": right / total if total else float("nan"),
+        "iou_per_class": finite_dict(classes, iou_per_class(conf)),
+        "iou_per_class_dominant": finite_dict(classes, iou_per_class(conf_dom)),
+    }
+
+
+def time_call(fn, inputs: list, warmup: int = 2) -> float:
+    """Median seconds per call."""
+    for x in inputs[:warmup]:
+        fn(x)
+    times = []
+    for x in inputs:
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def litert_latency(path: Path, images: list[np.ndarray], threads: int = 1) -> float:
+    """Median ai-edge-litert seconds per image on `threads` threads."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+
+    def run(x):
+        interp.set_tensor(inp["index"], x[None])
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+
+    return time_call(run, images)
+
+
+def file_stats(model, export_dir: Path | None, size: int, n: int, threads: int) -> dict:
+    """Size and latency (seconds/image, batch 1) of each exported file type."""
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0, 255, (size, size, 3)).astype(np.float32) for _ in range(n)]
+    stats = {"keras_in_memory": {"latency_s": time_call(lambda x: model(x[None], training=False), images)}}
+    if export_dir is None:
+        return stats
+    for key, name in (("keras", "roomfit_seg.keras"), ("h5", "roomfit_seg.h5"),
+                      ("tflite_fp32", "roomfit_seg_fp32.tflite"), ("tflite_fp16", "roomfit_seg_fp16.tflite")):
+        path = Path(export_dir) / name
+        if not path.is_file():
+            log.warning("%s missing: run export first for its size/latency", path)
+            continue
+        stats[key] = {"bytes": path.stat().st_size}
+        if key.startswith("tflite"):
+            stats[key]["latency_s"] = litert_latency(path, images, threads)
+            stats[key]["threads"] = threads
+    return stats
+
+
+def teacher_stats(path: Path, items: list[Item], n: int = 5) -> dict:
+    """The ISNet teacher's file size and latency; its IoU against its own labels is 1 by definition."""
+    from .teacher import ISNetConfig, ISNetTeacher
+
+    teacher = ISNetTeacher(ISNetConfig(model_path=path))
+    images = [Image.open(it.image).convert("RGB") for it in items[:n]]
+    return {"bytes": Path(path).stat().st_size, "latency_s": time_call(teacher.mask, images, warmup=1),
+            "threads": "all (onnxruntime default)", "note": "the labels are the teacher's own masks: IoU 1 by definition"}
+
+
+def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> dict:
+    """Score every model on the test split, write metrics.json and the plots, return the metrics."""
+    from .export import load_run_model
+
+    test_all = select(items, "test", classes)
+    test_classed = [it for it in test_all if it.klass is not None]
+    if not test_classed:
+        raise ValueError("the test split has no classed products")
+    out = {"split": "test", "classes": list(classes), "scored_classes": [classes[i] for i in scored_ids(classes)],
+           "resolution": "full photo resolution (logits upsampled bilinear before argmax)", "models": {}}
+    for mut in cfg.models:
+        model, run_cfg = load_run_model(mut.run_dir)
+        if tuple(run_cfg["classes"]) != tuple(classes):
+            raise ValueError(f"{mut.run_dir} was trained on {run_cfg['classes']}, not {list(classes)}")
+        size = run_cfg["input_size"]
+        log.info("scoring %s on %d classed + %d unclassed test photos", mut.name, len(test_classed),
+                 len(test_all) - len(test_classed))
+        from .model import count_macs
+
+        entry = {"run_dir": str(mut.run_dir), "input_size": size, "decoder": run_cfg["decoder"],
+                 "params": int(model.count_params()), "macs": count_macs(model),
+                 "classed": score_model(model, size, test_classed, classes),
+                 "files": file_stats(model, mut.export_dir, size, cfg.latency_images, cfg.threads)}
+        if len(test_all) > len(test_classed):
+            entry["all"] = score_model(model, size, test_all, classes)
+        history = Path(mut.run_dir) / "history.csv"
+        entry["history"] = str(history) if history.exists() else None
+        out["models"][mut.name] = entry
+    if cfg.teacher_model is not None and Path(cfg.teacher_model).is_file():
+        out["teacher"] = teacher_stats(cfg.teacher_model, test_classed)
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cfg.out_dir / "metrics.json", out)
+    plot_all(out, classes, cfg.out_dir)
+    return out
+
+
+def headline(metrics: dict, name: str) -> dict:
+    """The numbers model.json carries for one evaluated model."""
+    m = metrics["models"][name]
+    c = m["classed"]
+    head = {"split": "test", "test_images_classed": c["images"], "test_mean_iou": round(c["mean_iou"], 4),
+            "test_mean_iou_dominant": round(c["mean_iou_dominant"], 4),
+            "test_foreground_iou": round(c["foreground_iou"], 4), "test_pixel_accuracy": round(c["pixel_accuracy"], 4),
+            "test_category_accuracy": round(c["category_accuracy"], 4), "test_iou_per_class": c["iou_per_class"],
+            "macs": m["macs"], "params": m["params"]}
+    if "all" in m:
+        head["test_images_all"] = m["all"]["images"]
+        head["test_mean_iou_all"] = round(m["all"]["mean_iou"], 4)
+        head["test_foreground_iou_all"] = round(m["all"]["foreground_iou"], 4)
+    fp16 = m["files"].get("tflite_fp16")
+    if fp16:
+        head["tflite_fp16_latency_ms_1thread"] = round(fp16["latency_s"] * 1000, 2)
+    return head
+
+
+def plot_all(metrics: dict, classes: tuple[str, ...], out_dir: Path) -> None:
+    """IoU per class, IoU vs latency and learning curves as PNGs in out_dir."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(metrics["models"])
+    scored = metrics["scored_classes"]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        ious = metrics["models"][name]["classed"]["iou_per_class"]
+        ax.bar(np.arange(len(scored)) + k * width, [ious[c] or 0 for c in scored], width, label=name)
+    ax.set_xticks(np.arange(len(scored)) + width * (len(names) - 1) / 2, scored, rotation=30)
+    ax.set_ylabel("test IoU (full resolution)")
+    ax.set_ylim(0, 1)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "iou_per_class.png", dpi=90)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in names:
+        m = metrics["models"][name]
+        for key, stat in m["files"].items():
+            if "latency_s" in stat:
+                ax.scatter(stat["latency_s"] * 1000, m["classed"]["mean_iou"])
+                ax.annotate(f"{name} {key}", (stat["latency_s"] * 1000, m["classed"]["mean_iou"]), fontsize=7)
+    if "teacher" in metrics:
+        t = metrics["teacher"]
+        ax.scatter(t["latency_s"] * 1000, 1.0, marker="*")
+        ax.annotate("teacher (ISNet, reference)", (t["latency_s"] * 1000, 1.0), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per image, ms (log)")
+    ax.set_ylabel("test mean IoU (9 classes)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "iou_vs_latency.png", dpi=90)
+    plt.close(fig)
+
+    import csv
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name in names:
+        hist = metrics["models"][name].get("history")
+        if not hist:
+            continue
+        with open(hist, encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        x = np.arange(1, len(rows) + 1)
+        axes[0].plot(x, [float(r["loss"]) for r in rows], label=f"{name} train")
+        axes[0].plot(x, [float(r["val_loss"]) for r in rows], "--", label=f"{name} val")
+        axes[1].plot(x, [float(r["val_mean_iou"]) for r in rows], label=name)
+    axes[0].set_title("loss")
+    axes[1].set_title("val mean IoU")
+    for a in axes:
+        a.set_xlabel("epoch")
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "learning_curves.png", dpi=90)
+    plt.close(fig)
+    log.info("plots in %s", out_dir)
+
+
+def read_metrics(path: Path) -> dict:
+    """Load a metrics.json written by `evaluate`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"metrics not found: {path} (run `python -m training evaluate`)")
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,62 @@
+"""Segmentation metrics in plain numpy (confusion matrix, IoU per class, mean IoU, foreground IoU, accuracy)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """num_classes × num_classes counts, rows = truth, columns = prediction (int64)."""
+    t = np.asarray(y_true, dtype=np.int64).ravel()
+    p = np.asarray(y_pred, dtype=np.int64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"truth and prediction differ in size: {t.shape} vs {p.shape}")
+    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
+        raise ValueError(f"class ids must be in [0, {num_classes})")
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def iou_per_class(conf: np.ndarray) -> np.ndarray:
+    """IoU of each class; NaN for a class absent from both truth and prediction."""
+    conf = np.asarray(conf, dtype=np.float64)
+    tp = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1), np.nan)
+
+
+def mean_iou(conf: np.ndarray, class_ids: list[int] | None = None) -> float:
+    """Mean IoU over `class_ids` (default all), ignoring classes absent from both truth and prediction."""
+    ious = iou_per_class(conf)
+    if class_ids is not None:
+        ious = ious[list(class_ids)]
+    return float(np.nanmean(ious)) if np.any(~np.isnan(ious)) else float("nan")
+
+
+def foreground_iou(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """IoU of foreground (any class ≠ 0) vs background; NaN when both are empty."""
+    t = np.asarray(y_true) != 0
+    p = np.asarray(y_pred) != 0
+    union = np.logical_or(t, p).sum()
+    return float(np.logical_and(t, p).sum() / union) if union else float("nan")
+
+
+def foreground_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """2×2 confusion of background/foreground, to accumulate foreground IoU over many images."""
+    return confusion_matrix(np.asarray(y_true) != 0, np.asarray(y_pred) != 0, 2)
+
+
+def pixel_accuracy(conf: np.ndarray) -> float:
+    """Fraction of pixels whose predicted class is right."""
+    conf = np.asarray(conf)
+    total = conf.sum()
+    return float(np.trace(conf) / total) if total else float("nan")
+
+
+def dominant_class(pred: np.ndarray, num_classes: int, other: int | None = None) -> int:
+    """The product label of a predicted mask: the most frequent foreground class; `other` only if nothing else is
+    present; 0 when there is no foreground (the web app's rule in DEVELOPERS.md)."""
+    counts = np.bincount(np.asarray(pred, dtype=np.int64).ravel(), minlength=num_classes)
+    counts[0] = 0
+    if other is not None and counts.sum() > counts[other]:
+        counts[other] = 0
+    return int(counts.argmax()) if counts.sum() else 0

@@ -1,0 +1,183 @@
+"""Segmentation models: a MobileNetV2 encoder with a fast light decoder (default) or the original pix2pix U-Net decoder.
+
+Both take raw RGB 0..255 floats (normalisation to MobileNetV2's [-1, 1] is the model's first layer) and return
+per-pixel class logits at the input resolution (NHWC).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DECODERS = ("fast", "pix2pix")
+
+# Encoder taps, from fine to coarse. The fast model stops at stride 16 (block_13_expand_relu): blocks 13-16 and
+# Conv_1 hold most of MobileNetV2's weights (~1.7 M of 2.26 M) and would not fit the 4 MB fp16 budget. Its skips are
+# the narrow bottleneck outputs (16/24/32 channels), not the 96-192-channel expansions the pix2pix decoder taps, so
+# the decoder's high-resolution convolutions stay cheap.
+FAST_SKIPS = ("expanded_conv_project_BN", "block_2_add", "block_5_add")  # strides 2, 4, 8
+FAST_DEEP = "block_13_expand_relu"  # stride 16, 576 channels: rich enough for the global class decision
+# The original: the TensorFlow segmentation tutorial's taps and up-stack.
+PIX2PIX_TAPS = ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu",
+                "block_16_project")
+PIX2PIX_FILTERS = (512, 256, 128, 64)
+
+
+@dataclass
+class ModelConfig:
+    """What `build_model` builds."""
+
+    input_size: int = 160
+    classes: int = 10
+    alpha: float = 1.0
+    decoder: str = "fast"
+    encoder_weights: str | Path | None = None  # a local .h5, "imagenet" (Keras download) or None (random init)
+    width: int = 96  # fast decoder: channels at stride 16; halves at each upsampling step (min 24)
+
+
+def _weights_arg(encoder_weights: str | Path | None) -> str | None:
+    """Validate the encoder weights argument; a missing local file is a clear error, not a silent download."""
+    if encoder_weights is None or str(encoder_weights) == "imagenet":
+        return None if encoder_weights is None else "imagenet"
+    path = Path(encoder_weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder weights not found: {path}")
+    return str(path)
+
+
+def _encoder(cfg: ModelConfig, taps: tuple[str, ...]):
+    """MobileNetV2 trimmed to `taps` (a multi-output model named 'encoder')."""
+    import keras
+
+    base = keras.applications.MobileNetV2(input_shape=(cfg.input_size, cfg.input_size, 3), include_top=False,
+                                          alpha=cfg.alpha, weights=_weights_arg(cfg.encoder_weights))
+    return keras.Model(base.input, [base.get_layer(n).output for n in taps], name="encoder")
+
+
+def _sep_block(x, filters: int, name: str):
+    """Depthwise-separable 3×3 conv + BN + ReLU (the fast decoder's only spatial op)."""
+    from keras import layers
+
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sepconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _fast_decoder(skips: list, deep, cfg: ModelConfig):
+    """Factorised head: a light U-Net decides foreground vs background per pixel, a global classifier decides which
+    product it is, and the logits combine them so that softmax = [p(bg), p(fg) · p(class | fg)].
+
+    Mask side: LR-ASPP-style 1×1 conv at stride 16 gated by global context, then bilinear ×2 steps that concatenate
+    the encoder's narrow bottleneck skips (strides 8, 4, 2) with one separable conv each, two 1×1 maps (bg, fg) at
+    stride 2 and a bilinear ×2. Class side: global average pool of the stride-16 features, dropout, dense. A product
+    photo shows one product, so one class per image makes the class map consistent (no speckled class mixtures).
+    """
+    from keras import layers
+
+    n_fg = cfg.classes - 1
+    w = cfg.width
+    x = layers.Conv2D(w, 1, use_bias=False, name="head_conv")(deep)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.ReLU(name="head_relu")(x)
+    pooled = layers.GlobalAveragePooling2D(keepdims=True, name="head_pool")(deep)
+    g = layers.Conv2D(w, 1, activation="sigmoid", name="head_gate")(pooled)
+    x = layers.Multiply(name="head_gated")([x, g])
+    for i, skip in enumerate(reversed(skips)):  # strides 8, 4, 2
+        w = max(24, w // 2)
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{i + 1}_resize")(x)
+        x = layers.Concatenate(name=f"up{i + 1}_concat")([x, skip])
+        x = _sep_block(x, w, name=f"up{i + 1}")
+    bg = layers.Conv2D(1, 1, name="bg_logit")(x)
+    fg = layers.Conv2D(1, 1, name="fg_logit")(x)
+    bg = layers.UpSampling2D(2, interpolation="bilinear", name="bg_resize")(bg)
+    fg = layers.UpSampling2D(2, interpolation="bilinear", name="fg_resize")(fg)
+    c = layers.Flatten(name="class_flatten")(pooled)
+    c = layers.Dropout(0.3, name="class_dropout")(c)
+    c = layers.Dense(n_fg, name="class_dense")(c)
+    c = layers.Activation("log_softmax", name="class_log_prob")(c)
+    c = layers.Reshape((1, 1, n_fg), name="class_reshape")(c)
+    fg_classes = layers.Add(name="fg_class_logits")([fg, c])  # broadcasts (N,H,W,1) + (N,1,1,K)
+    return layers.Concatenate(name="logits")([bg, fg_classes])
+
+
+def _pix2pix_decoder(skips: list, deep, cfg: ModelConfig):
+    """The original U-Net decoder: Conv2DTranspose + BN + ReLU up-blocks with skip concatenations."""
+    from keras import layers
+
+    x = deep
+    for i, (filters, skip) in enumerate(zip(PIX2PIX_FILTERS, reversed(skips))):
+        x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
+                                   name=f"up{i + 1}_deconv")(x)
+        x = layers.BatchNormalization(name=f"up{i + 1}_bn")(x)
+        x = layers.ReLU(name=f"up{i + 1}_relu")(x)
+        x = layers.Concatenate(name=f"up{i + 1}_concat")([x, skip])
+    return layers.Conv2DTranspose(cfg.classes, 3, strides=2, padding="same", name="logits")(x)
+
+
+def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, decoder: str = "fast",
+                encoder_weights: str | Path | None = None, width: int = 96):
+    """Build the segmentation model: raw RGB 0..255 in, logits (N, H, W, classes) out."""
+    import keras
+    from keras import layers
+
+    cfg = ModelConfig(input_size, classes, alpha, decoder, encoder_weights, width)
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r} (choose from {', '.join(DECODERS)})")
+    if input_size < 32 or input_size % 32:
+        raise ValueError(f"input size must be a multiple of 32 and at least 32, got {input_size}")
+    if classes < 2:
+        raise ValueError("need at least 2 classes (background and one more)")
+    taps = FAST_SKIPS + (FAST_DEEP,) if decoder == "fast" else PIX2PIX_TAPS
+    encoder = _encoder(cfg, taps)
+    inputs = keras.Input((input_size, input_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inputs)
+    # training=False keeps the encoder's batch norm in inference mode even when it is unfrozen for fine-tuning:
+    # its ImageNet statistics beat ones re-estimated from batches of 16 product photos.
+    *skips, deep = encoder(x, training=False)
+    head = _fast_decoder if decoder == "fast" else _pix2pix_decoder
+    outputs = head(skips, deep, cfg)
+    return keras.Model(inputs, outputs, name=f"roomfit_seg_{decoder}")
+
+
+def count_macs(model) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers; batch norm folded, resizes free)."""
+    import keras
+    from keras import layers
+
+    def walk(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                yield from walk(layer)
+            else:
+                yield layer
+
+    total = 0
+    for layer in walk(model):
+        if isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D, layers.Conv2DTranspose,
+                              layers.Conv2D, layers.Dense)):
+            out_shape = layer.output.shape
+            in_ch = layer.input.shape[-1]
+            spatial = 1
+            for d in out_shape[1:-1]:
+                spatial *= d
+            if isinstance(layer, layers.SeparableConv2D):
+                kh, kw = layer.kernel_size
+                in_spatial = spatial  # 'same' padding, stride 1
+                total += in_spatial * in_ch * kh * kw + spatial * in_ch * out_shape[-1]
+            elif isinstance(layer, layers.DepthwiseConv2D):
+                kh, kw = layer.kernel_size
+                total += spatial * in_ch * kh * kw
+            elif isinstance(layer, layers.Conv2DTranspose):
+                kh, kw = layer.kernel_size
+                in_spatial = 1
+                for d in layer.input.shape[1:-1]:
+                    in_spatial *= d
+                total += in_spatial * in_ch * kh * kw * out_shape[-1]
+            elif isinstance(layer, layers.Conv2D):
+                kh, kw = layer.kernel_size
+                total += spatial * in_ch * kh * kw * out_shape[-1]
+            else:
+                total += in_ch * out_shape[-1]
+    return int(total)

@@ -1,0 +1,222 @@
+"""Transfer learning then fine-tuning: train the decoder on a frozen ImageNet encoder, then unfreeze the encoder with a
+lower learning rate. Checkpoints on the best validation mean IoU; resumable (phase markers + BackupAndRestore)."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import OTHER, Item, PipelineConfig, get_dataset
+from .io import atomic_write_json
+from .metrics import confusion_matrix, foreground_confusion, iou_per_class, mean_iou
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs."""
+
+    run_dir: Path
+    classes: tuple[str, ...]
+    input_size: int = 160
+    decoder: str = "fast"
+    alpha: float = 1.0
+    width: int = 96
+    encoder_weights: str | None = None
+    batch_size: int = 16
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
+    lr: float = 1e-3
+    finetune_lr: float = 1e-4
+    epochs_frozen: int = 4
+    epochs_finetune: int = 12
+    patience: int = 5
+    dice_weight: float = 1.0
+    repeat_classed: int = 3
+    max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
+    seed: int = 42
+    profile: bool = False
+    cache_dir: Path | None = None
+    verbose: int = 1
+    run_eagerly: bool = False  # tests: skips tf.function tracing, which dominates a 2-step run
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    best_val_mean_iou: float
+    best_val_fg_iou: float
+    weights: Path
+    seconds: float
+    epochs: int
+
+
+def scored_ids(classes: tuple[str, ...]) -> list[int]:
+    """Class ids that count in mean IoU: every class except background-free extras like `other`."""
+    return [i for i, c in enumerate(classes) if c != OTHER]
+
+
+def finite_dict(names: tuple[str, ...], values: np.ndarray) -> dict[str, float | None]:
+    """{name: value} with NaN (class absent) as None, so the JSON stays valid."""
+    return {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(names, values)}
+
+
+def make_optimizer(name: str, lr):
+    """A Keras optimiser by name (the sweep really applies it)."""
+    import keras
+
+    makers = {"adam": lambda: keras.optimizers.Adam(lr), "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4),
+              "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+              "rmsprop": lambda: keras.optimizers.RMSprop(lr)}
+    if name not in makers:
+        raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(makers)})")
+    return makers[name]()
+
+
+def evaluate_split(model, ds, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class and foreground confusion matrices of a model over a dataset at the model's resolution."""
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    fg = np.zeros((2, 2), np.int64)
+    for images, masks in ds:
+        pred = np.argmax(model(images, training=False).numpy(), axis=-1)
+        truth = masks.numpy()[..., 0]
+        conf += confusion_matrix(truth, pred, num_classes)
+        fg += foreground_confusion(truth, pred)
+    return conf, fg
+
+
+def _palette(n: int) -> np.ndarray:
+    """Distinct colours for class ids (background black)."""
+    rng = np.random.default_rng(7)
+    pal = rng.integers(40, 255, size=(max(n, 2), 3)).astype(np.uint8)
+    pal[0] = 0
+    return pal
+
+
+def make_iou_callback(val_ds, classes: tuple[str, ...], log_dir: Path, samples: int = 4):
+    """Keras callback: per-epoch validation mean IoU / foreground IoU into the logs (so checkpointing and early
+    stopping can monitor them) and TensorBoard, plus a strip of sample predictions."""
+    import keras
+    import tensorflow as tf
+
+    class ValIoU(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.writer = tf.summary.create_file_writer(str(log_dir / "val_iou"))
+            self.sample = next(iter(val_ds.unbatch().batch(samples)))
+            self.palette = _palette(len(classes))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            conf, fg = evaluate_split(self.model, val_ds, len(classes))
+            logs["val_mean_iou"] = mean_iou(conf, scored_ids(classes))
+            logs["val_fg_iou"] = float(iou_per_class(fg)[1])
+            images, masks = self.sample
+            pred = np.argmax(self.model(images, training=False).numpy(), axis=-1)
+            strip = np.concatenate([images.numpy().astype(np.uint8), self.palette[masks.numpy()[..., 0]],
+                                    self.palette[pred]], axis=2)
+            with self.writer.as_default():
+                tf.summary.scalar("epoch_val_mean_iou", logs["val_mean_iou"], step=epoch)
+                tf.summary.scalar("epoch_val_fg_iou", logs["val_fg_iou"], step=epoch)
+                for i, c in enumerate(classes):
+                    value = iou_per_class(conf)[i]
+                    if not np.isnan(value):
+                        tf.summary.scalar(f"val_iou/{c}", value, step=epoch)
+                tf.summary.image("image | truth | prediction", strip, step=epoch, max_outputs=samples)
+            log.info("epoch %d: val mean IoU %.4f, fg IoU %.4f", epoch + 1, logs["val_mean_iou"], logs["val_fg_iou"])
+
+    return ValIoU()
+
+
+def train_pixel_counts(ds, num_classes: int) -> np.ndarray:
+    """Pixels per class in a (non-augmented) dataset."""
+    counts = np.zeros(num_classes, np.int64)
+    for _, masks in ds:
+        counts += np.bincount(masks.numpy().ravel(), minlength=num_classes)[:num_classes]
+    return counts
+
+
+def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
+    """Run both phases (skipping what a previous run finished) and return the best checkpoint."""
+    import keras
+
+    from .losses import class_weights, make_loss
+    from .model import build_model
+
+    start = time.time()
+    keras.utils.set_random_seed(cfg.seed)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run / "config.json", {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()})
+    if cfg.max_train_other is not None:
+        others = [it for it in items if it.split == "train" and it.klass is None][cfg.max_train_other:]
+        drop = {it.id for it in others}
+        items = [it for it in items if it.id not in drop]
+    pipe = PipelineConfig(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=cfg.seed,
+                          cache_dir=cfg.cache_dir)
+    train_ds = get_dataset(items, "train", cfg.classes, pipe, repeat_classed=cfg.repeat_classed)
+    val_ds = get_dataset(items, "val", cfg.classes, pipe)
+    counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
+    weights = class_weights(counts)
+    log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
+    loss = make_loss(weights, cfg.dice_weight)
+
+    model = build_model(cfg.input_size, len(cfg.classes), cfg.alpha, cfg.decoder, cfg.encoder_weights, cfg.width)
+    encoder = model.get_layer("encoder")
+    best_path = run / "best.weights.h5"
+    history_csv = run / "history.csv"
+    best = -np.inf
+    epochs_done = 0
+    phases = [("frozen", False, cfg.lr, cfg.epochs_frozen), ("finetune", True, cfg.finetune_lr, cfg.epochs_finetune)]
+    for name, trainable, lr, epochs in phases:
+        marker = run / f"{name}.done.json"
+        if marker.exists():
+            state = json.loads(marker.read_text())
+            best, epochs_done = state["best"], state["epochs"]
+            log.info("phase %s already done (best val mean IoU %.4f): skipping", name, best)
+            continue
+        if epochs <= 0:
+            continue
+        if best_path.exists():  # continue from the best weights of the previous phase
+            model.load_weights(best_path)
+        encoder.trainable = trainable
+        steps = sum(1 for _ in train_ds) * epochs
+        schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05) \
+            if trainable else lr
+        model.compile(optimizer=make_optimizer(cfg.optimizer, schedule), loss=loss, run_eagerly=cfg.run_eagerly)
+        callbacks = [
+            make_iou_callback(val_ds, cfg.classes, run / "tb"),
+            keras.callbacks.ModelCheckpoint(best_path, monitor="val_mean_iou", mode="max", save_best_only=True,
+                                            save_weights_only=True,
+                                            initial_value_threshold=None if best == -np.inf else best),
+            keras.callbacks.EarlyStopping(monitor="val_mean_iou", mode="max", patience=cfg.patience),
+            keras.callbacks.TensorBoard(run / "tb", profile_batch=(2, 4) if cfg.profile else 0),
+            keras.callbacks.CSVLogger(history_csv, append=True),
+            keras.callbacks.BackupAndRestore(run / f"backup_{name}"),
+            keras.callbacks.TerminateOnNaN(),
+        ]
+        log.info("phase %s: encoder %s, lr %g, up to %d epochs", name, "trainable" if trainable else "frozen", lr,
+                 epochs)
+        hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=cfg.verbose)
+        scores = hist.history.get("val_mean_iou", [])
+        best = max([best, *scores])
+        epochs_done += len(scores)
+        atomic_write_json(marker, {"best": float(best), "epochs": epochs_done})
+    if not best_path.exists():
+        raise ValueError("training produced no checkpoint (no epochs run?)")
+    model.load_weights(best_path)
+    conf, fg = evaluate_split(model, val_ds, len(cfg.classes))
+    result = TrainResult(best_val_mean_iou=mean_iou(conf, scored_ids(cfg.classes)),
+                         best_val_fg_iou=float(iou_per_class(fg)[1]), weights=best_path,
+                         seconds=time.time() - start, epochs=epochs_done)
+    atomic_write_json(run / "result.json", {**asdict(result), "weights": str(best_path),
+                                            "val_iou_per_class": finite_dict(cfg.classes, iou_per_class(conf))})
+    log.info("done: best val mean IoU %.4f, fg IoU %.4f in %.0f s", result.best_val_mean_iou, result.best_val_fg_iou,
+             result.seconds)
+    return result
