@@ -197,14 +197,15 @@ def _width_hint(url: str) -> float:
 def best_image(el: Tag, base: str) -> ImageCandidate | None:
     """The largest usable image an <img>/<source>/<meta>/<link>/<a> offers across src, srcset and lazy/hi-res attrs."""
     cands: list[ImageCandidate] = []
-    declared = str(el.get("width", "")).strip()
+    declared_attr = str(el.get("width", "")).strip()
+    declared = float(declared_attr) if declared_attr.isdigit() else 0.0
     for attr in _SRCSET_ATTRS:
         for url, width in parse_srcset(el.get(attr) or ""):
             cands.append(ImageCandidate(url, width))
     for attr in _SRC_ATTRS + ("content", "href"):
         if el.get(attr) and isinstance(el.get(attr), str):
             # The URL's own size hint beats the width attribute, which themes often set to the original's width.
-            cands.append(ImageCandidate(el[attr], _width_hint(el[attr]) or (float(declared) if declared.isdigit() else 0.0)))
+            cands.append(ImageCandidate(el[attr], _width_hint(el[attr]) or declared))
     for attr in _HIRES_ATTRS:
         if el.get(attr):
             companion = str(el.get(attr + "_width", ""))

@@ -31,8 +31,8 @@ class FetchError(Exception):
     @property
     def transient(self) -> bool:
         """True when a later run might succeed (so the URL is not remembered as done)."""
-        return self.reason in ("timeout", "connection_error", "retries_exhausted", "robots_unreachable") or \
-            self.reason.startswith("http_5") or self.reason == "http_429"
+        return self.reason in ("timeout", "connection_error", "retries_exhausted", "http_429") or \
+            self.reason.startswith("http_5")
 
 
 @dataclass
@@ -143,7 +143,8 @@ class PoliteClient:
     def get_page(self, url: str) -> Body:
         """GET an HTML page (robots-checked); raises FetchError."""
         self._check_robots(url)
-        body = self._get(url, max_bytes=self.cfg.max_page_bytes, accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+        body = self._get(url, max_bytes=self.cfg.max_page_bytes,
+                         accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
         mime = body.content_type.split(";")[0].strip().lower()
         if mime and "html" not in mime and "xml" not in mime:
             raise FetchError("not_html", url, mime)

@@ -33,6 +33,19 @@ Disallow: /woo/wp-admin/
 """
 # Photos that are the same picture under another name: an older smaller upload, and a WordPress re-upload.
 ALIASES = {"mira-social": "sofa-mira", "dining-room-1": "dining-room"}
+_OG = ('<meta property="og:image" content="http://{{host}}/shopify/cdn/shop/files/@SLUG@.jpg?v=@V@">\n'
+       '  <meta property="og:image:secure_url" content="https://{{host}}/shopify/cdn/shop/files/@SLUG@.jpg?v=@V@">')
+SHOPIFY = {
+    "sofa-lund": dict(NAME="Lund 3-seat sofa", SKU="LUND-3-OAT", V="1700000001", SECOND="side",
+                      DIMS="W 220 x D 95 x H 82 cm", OG_IMAGE=_OG, RECO="sofa-mira"),
+    # Mira's og:image is an older, smaller upload of its main photo: a resized duplicate.
+    "sofa-mira": dict(NAME="Mira loveseat", SKU="MIRA-2-SAGE", V="1700000002", SECOND="detail",
+                      DIMS="W 160 x D 88 x H 80 cm", RECO="sofa-lund",
+                      OG_IMAGE='<meta property="og:image" content="http://{{host}}/shopify/cdn/shop/products/'
+                               'mira-social_600x.jpg?v=1600000000">'),
+    "sofa-oslo": dict(NAME="Oslo corner sofa", SKU="OSLO-C-GRY", V="1700000003", SECOND="room",
+                      DIMS="W 280 x D 180 x H 78 cm", OG_IMAGE=_OG, RECO="sofa-mira"),
+}
 WOO = {
     "oak-dining-chair": dict(ID="101", NAME="Oak Dining Chair", SKU="OAK-DC-01", PRICE="189.00", DIMS="45 &times; 52 &times; 81 cm",
                              ROOM="2024/01/dining-room", JSONLD="valid"),
@@ -166,8 +179,10 @@ class FixtureShop:
             slug = m.group(1)
             if slug == "sofa-oslo" and hits == 1:
                 return 500, html, b"<h1>Internal Server Error</h1>"
-            if slug in ("sofa-lund", "sofa-mira", "sofa-oslo", "sofa-vik"):
-                return 200, html, self.page(f"shopify_product_{slug.split('-')[1]}.html")
+            if slug in SHOPIFY:
+                return 200, html, self.page("shopify_product.html", **self._shopify(slug), SLUG=slug)
+            if slug == "sofa-vik":
+                return 200, html, self.page("shopify_product_vik.html")
             return 404, html, b"<h1>404 Page Not Found</h1><p>The page you requested does not exist.</p>"
         # ---- WooCommerce (Storefront + Yoast) ----
         if path == "/woo/product-category/chairs/":
@@ -216,6 +231,12 @@ class FixtureShop:
         if path.endswith((".gif", ".png", ".svg")):
             return 200, {"Content-Type": "image/gif"}, b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
         return 404, html, b"<h1>Not Found</h1>"
+
+    def _shopify(self, slug: str) -> dict[str, str]:
+        values = dict(SHOPIFY[slug])
+        reco = SHOPIFY[values["RECO"]]
+        # The og:image markup has placeholders of its own: fill them first (dicts keep this order).
+        return {"OG_IMAGE": values.pop("OG_IMAGE"), **values, "RECO_NAME": reco["NAME"], "RECO_V": reco["V"]}
 
     def _woo(self, slug: str) -> dict[str, str]:
         values = dict(WOO[slug])
@@ -309,6 +330,8 @@ def render():
     shop.host, shop.base = "shop.example", "http://shop.example"
 
     def page(name: str, **values: str) -> str:
+        if name == "shopify_product.html":
+            values = {**shop._shopify(values["SLUG"]), **values}
         if name == "woo_product.html":
             values = {**shop._woo(values["SLUG"]), **values}
         if name == "magento_product.html":

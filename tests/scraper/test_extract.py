@@ -66,7 +66,8 @@ def test_jsonld_graph_lists_and_invalid_blocks():
 
 
 def test_shopify_product_jsonld_og_and_gallery(render):
-    info = extract_product(render("shopify_product_lund.html"), f"{B}/shopify/collections/sofas/products/sofa-lund")
+    html = render("shopify_product.html", SLUG="sofa-lund")
+    info = extract_product(html, f"{B}/shopify/collections/sofas/products/sofa-lund")
     assert urls(info) == [f"{B}/shopify/cdn/shop/files/sofa-lund.jpg?v=1700000001&width=1946",
                           f"{B}/shopify/cdn/shop/files/sofa-lund-side.jpg?v=1700000011&width=1946"]
     assert (info.title, info.sku, info.brand, info.price) == ("Lund 3-seat sofa", "LUND-3-OAT", "Nordhaus", "1299.00 EUR")
