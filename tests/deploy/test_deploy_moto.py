@@ -15,6 +15,7 @@ import boto3
 import pytest
 import yaml
 
+from deploy.aws import DeployError, ImageRef
 from deploy.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,3 +262,34 @@ def test_malformed_files(env: Env, tmp_path: Path, capsys: pytest.CaptureFixture
     assert_one_line_error(code, err, needle)
     # Nothing is registered from a broken file.
     assert ecs.list_task_definitions(familyPrefix="roomfit")["taskDefinitionArns"] == before
+
+
+def test_check_only_and_dry_run_call_no_write_api(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["--check-only"], capsys)
+    assert code == 0 and json.loads(out)["status"] == "ok", err
+    ecs = client(env.endpoint, "ecs")
+    before = ecs.list_task_definitions(familyPrefix="roomfit")["taskDefinitionArns"]
+    code, out, err = run_main([*env.args(), "--dry-run"], capsys)
+    assert code == 0, err
+    assert env.image in out and "<IMAGE1_NAME>" not in out and "<TASK_DEFINITION>" not in out
+    assert ecs.list_task_definitions(familyPrefix="roomfit")["taskDefinitionArns"] == before
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/roomfit:{COMMIT}", (ACCOUNT, REGION, "roomfit", COMMIT, None)),
+        (f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/team/roomfit@sha256:{'a' * 64}",
+         (ACCOUNT, REGION, "team/roomfit", None, "sha256:" + "a" * 64)),
+        ("127.0.0.1:5000/roomfit:abc", (None, None, None, "abc", None)),
+    ],
+)
+def test_image_ref_parse(uri: str, expected: tuple) -> None:
+    ref = ImageRef.parse(uri)
+    assert (ref.registry_id, ref.region, ref.repository, ref.tag, ref.digest) == expected
+
+
+@pytest.mark.parametrize("uri", ["roomfit", "127.0.0.1:5000/roomfit", f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/r:latest"])
+def test_image_ref_needs_a_fixed_tag(uri: str) -> None:
+    with pytest.raises(DeployError):
+        ImageRef.parse(uri)
