@@ -409,6 +409,27 @@ def _dedupe(cands: Iterable[ImageCandidate]) -> list[ImageCandidate]:
     return list(by_key.values())
 
 
+def _magento_gallery(soup: BeautifulSoup, base: str) -> list[ImageCandidate]:
+    """Magento 2 renders only the first photo; the whole gallery (full-size URLs) is in its x-magento-init JSON."""
+    out = []
+    for script in soup.find_all("script", type="text/x-magento-init"):
+        text = script.string or ""
+        if "mage/gallery/gallery" not in text:
+            continue
+        try:
+            doc = _loads_lenient(text)
+        except json.JSONDecodeError:
+            log.info("unparseable Magento gallery JSON on %s", base)
+            continue
+        for widget in doc.values() if isinstance(doc, dict) else []:
+            gallery = widget.get("mage/gallery/gallery") if isinstance(widget, dict) else None
+            for item in (gallery or {}).get("data") or []:
+                url = absolute(str(item.get("full") or item.get("img") or ""), base) if isinstance(item, dict) else None
+                if url and item.get("type", "image") == "image":
+                    out.append(ImageCandidate(url, 1e7 if item.get("full") else _width_hint(url), "gallery"))
+    return out
+
+
 def _pick_product_node(nodes: list[dict[str, Any]], page_url: str) -> dict[str, Any] | None:
     """The JSON-LD Product describing this page (matching url/@id first), ProductGroup accepted."""
     products = [n for n in nodes if _types(n) & {"product", "productgroup", "individualproduct", "productmodel"}]
@@ -474,6 +495,8 @@ def extract_product(html: str, page_url: str, selectors: Selectors | None = None
         if c:
             cands.append(ImageCandidate(c.url, c.width, "gallery"))
 
+    if not sel.image:
+        cands += _magento_gallery(soup, base)
     info.images = [c for c in _dedupe(cands) if not junk_url(c.url)]
     og_title = soup.find("meta", attrs={"property": "og:title"})
     h1 = soup.find("h1")

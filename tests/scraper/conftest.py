@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import io
 import random
 import re
@@ -247,13 +248,23 @@ class FixtureShop:
             <script type="application/ld+json">{{"@context":"https:\\/\\/schema.org\\/","@type":"Product","@id":"{self.base}\\/woo\\/product\\/{slug}\\/#product","name":"{name}","url":"{self.base}\\/woo\\/product\\/{slug}\\/","description":"Solid wood, hand finished.","image":"{image}","sku":"{values['SKU']}","offers":[{{"@type":"Offer","price":"{values['PRICE']}","priceValidUntil":"2026-12-31","priceCurrency":"GBP","availability":"http:\\/\\/schema.org\\/InStock","url":"{self.base}\\/woo\\/product\\/{slug}\\/","seller":{{"@type":"Organization","name":"Oak &amp; Ash Furniture","url":"{self.base}\\/woo"}}}}]}}</script>""")
         return values
 
+    def _magento_gallery_item(self, path: str, main: bool) -> str:
+        """One entry of Magento's gallery JSON (PHP's json_encode escapes slashes)."""
+        media = f"{self.base}/magento/media/catalog/product"
+        item = {"thumb": f"{media}/cache/3b1f2a9c8d7e6f5a4b3c2d1e0f9a8b7c/{path}",
+                "img": f"{media}/cache/9e2b6ee8a8d5a6fbbb0f2c5a3b7d9b3a/{path}", "full": f"{media}/{path}",
+                "caption": "", "position": "1" if main else "2", "isMain": main, "type": "image", "videoUrl": None}
+        return json.dumps(item).replace("/", "\\/")
+
     def _magento(self, slug: str) -> dict[str, str]:
         values = dict(MAGENTO[slug])
         og = values.pop("OG")
         slugify = lambda s: re.sub(r"[^a-z]+", "-", s.lower().replace("&amp;", "")).strip("-")  # noqa: E731
         values.update(OG_IMAGE=f"{self.base}/magento/media/catalog/product/{og}", P1=slug[0], P2=slug[1],
                       CAT1_SLUG=slugify(values["CAT1"]), CAT2_SLUG=slugify(values["CAT2"]),
-                      GALLERY_JSON='{"thumb":"x","img":"y","full":"z","caption":"","position":"1","isMain":true}')
+                      GALLERY_JSON=",".join(self._magento_gallery_item(path, i == 0) for i, path in enumerate(
+                          [f"{slug[0]}/{slug[1]}/{slug}.jpg"] + ["c/e/ceramic-vase-blue-room.jpg"] * (
+                              slug == "ceramic-vase-blue"))))
         return values
 
 

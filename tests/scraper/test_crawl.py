@@ -23,7 +23,7 @@ EXPECTED_IMAGES = {
     ("shopify", "Vik daybed sofa"): 1, ("shopify", "Ula sofa bed"): 1,
     ("woo", "Oak Dining Chair"): 2, ("woo", "Linen Armchair"): 2, ("woo", "Bistro Chair"): 1,
     ("woo", "Rattan Lounge Chair"): 1, ("woo", "Windsor Chair"): 1,
-    ("magento", "Ceramic Vase Blue"): 1, ("magento", "Tall Glass Vase"): 1, ("magento", "Stoneware Bowl"): 1,
+    ("magento", "Ceramic Vase Blue"): 2, ("magento", "Tall Glass Vase"): 1, ("magento", "Stoneware Bowl"): 1,
     ("magento", "Terracotta Planter"): 1, ("magento", "Espresso Cup Set"): 1,
     ("custom", "Luna bed frame"): 3, ("custom", "Nova bed frame"): 1, ("custom", "Aria bed frame"): 3,
     ("custom", "Bea bed frame (outlet)"): 1,
@@ -60,7 +60,7 @@ def test_crawl_yields_the_products_images(crawled):
     shop, out, stats, _, log = crawled
     records = _manifest(out)
     assert Counter((r.source, r.title) for r in records) == EXPECTED_IMAGES
-    assert (stats.pages, stats.images, stats.tile_fallbacks) == (8, 28, 5)
+    assert (stats.pages, stats.images, stats.tile_fallbacks) == (8, sum(EXPECTED_IMAGES.values()), 5)
     assert dict(stats.failures) == EXPECTED_FAILURES
     by_title = {r.title: r for r in records}
     # Fixed category, breadcrumb (JSON-LD, HTML), JSON-LD category and the listing's own category -> classes.
@@ -133,7 +133,8 @@ def test_rerun_resumes_without_refetching(crawled):
     before = (out / "manifest.jsonl").read_text()
     mark = len(shop.log)
     again = _crawl(config, out)
-    assert (again.images, again.duplicates, again.near_duplicates, again.images_resumed) == (0, 0, 0, 28)
+    assert (again.images, again.duplicates, again.near_duplicates) == (0, 0, 0)
+    assert again.images_resumed == sum(EXPECTED_IMAGES.values())
     assert (out / "manifest.jsonl").read_text() == before
     refetched = [p for _, p in shop.log[mark:]]
     # Only listing pages, plus product pages whose earlier failure was transient (the slow one), are fetched again.
