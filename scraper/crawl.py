@@ -72,7 +72,12 @@ class Crawler:
     def _fail(self, reason: str, url: str, detail: object = "") -> None:
         self.stats.failures[reason] += 1
         log.warning("%s: %s %s", reason, url, detail)
-        self._bar.set_postfix(failed=sum(self.stats.failures.values()), refresh=False)
+        self._progress()
+
+    def _progress(self) -> None:
+        self._bar.set_postfix(pages=self.stats.pages, products=self.stats.products,
+                              dup=self.stats.duplicates + self.stats.near_duplicates,
+                              failed=sum(self.stats.failures.values()), refresh=False)
 
     def run(self, only: list[str] | None = None) -> CrawlStats:
         """Crawl the configured sources (or only the named ones) and return the counts."""
@@ -156,6 +161,7 @@ class Crawler:
     def _take_product(self, source: SourceConfig, info: ProductInfo, listing_category: str | None) -> bool:
         """Download, verify and store a product's images; True when none needs another try later."""
         self.stats.products += 1
+        self._progress()
         category = source.category or info.category or listing_category
         meta = dict(category=category, klass=self.categories.classify(category), title=info.title, sku=info.sku,
                     dimensions=parse_dimensions(info.dimensions_text), page_url=info.url, source=source.name)
