@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from .categories import CategoryMap, load_categories
 from .config import CrawlConfig, SourceConfig
-from .extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product
-from .fetch import FetchError, PoliteClient
+from .extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product, same_site
+from .fetch import Body, FetchError, PoliteClient
 from .images import ImageRejected, inspect_image
 from .manifest import parse_dimensions
 from .storage import ImageStore
@@ -102,7 +102,7 @@ class Crawler:
                 continue
             visited.add(url)
             try:
-                page = self.client.get_page(url)
+                page = self._get_page(source, url)
             except FetchError as exc:
                 self._fail(exc.reason, url)
                 continue
@@ -122,6 +122,9 @@ class Crawler:
                         self.stats.products_resumed += 1
                     elif self._take_product(source, info, listing.category):
                         self.store.mark_page_done(page.url)
+                elif not info.images:
+                    # Most often a shop whose markup needs selector overrides: say so rather than finish silently.
+                    self._fail("no_products_found", page.url)
             for tile in listing.tiles:
                 if len(products) >= source.max_products:
                     break
@@ -130,6 +133,13 @@ class Crawler:
                 products.add(tile.url)
                 self._product(source, tile, listing.category)
             queue.extend(u for u in listing.next_pages if u not in visited)
+
+    def _get_page(self, source: SourceConfig, url: str) -> Body:
+        """A page of this source; a redirect off its allowed domains counts as a failure."""
+        page = self.client.get_page(url)
+        if not same_site(page.url, source.allowed_domains):
+            raise FetchError("offsite_redirect", url, page.url)
+        return page
 
     def _product(self, source: SourceConfig, tile: Tile, listing_category: str | None) -> None:
         """Take one product: its page when it can be fetched, else the listing tile's own image."""
@@ -140,7 +150,7 @@ class Crawler:
         transient = False
         if source.product_pages:
             try:
-                page = self.client.get_page(tile.url)
+                page = self._get_page(source, tile.url)
                 info = extract_product(page.text, page.url, source.selectors)
                 info.url = tile.url
             except FetchError as exc:
@@ -151,7 +161,7 @@ class Crawler:
                 if info is not None:
                     self._fail("no_images_found", tile.url)
                 return
-            self.stats.tile_fallbacks += info is None or not info.images
+            self.stats.tile_fallbacks += 1
             info = info or ProductInfo(url=tile.url)
             info.title = info.title or tile.title
             info.images = [tile.image]

@@ -219,6 +219,12 @@ class FixtureShop:
         # ---- Custom shop ----
         if path == "/custom/shop/beds":
             return 200, html, self.page("custom_listing_2.html" if query.get("page") == ["2"] else "custom_listing.html")
+        if path == "/custom/go/partner":
+            # A link that leaves the shop (another host name for this server).
+            return 302, {"Location": f"http://localhost:{self.host.rsplit(':', 1)[1]}/custom/shop/beds"}, b""
+        if path == "/custom/about":
+            return 200, html, b"<!doctype html><html><head><title>About us</title></head><body><h1>About</h1>" \
+                              b"<p>Family run since 1962.</p></body></html>"
         if path == "/custom/item/nova-bed":
             return 200, html, self.page("custom_product_js.html")
         m = re.fullmatch(r"/custom/item/([\w-]+)", path)

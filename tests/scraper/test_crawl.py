@@ -199,3 +199,19 @@ sources:
     assert shop.requested("/woo/product/") == [] and shop.requested("/woo/product-category/chairs/page/2/") == []
     assert {r.title for r in records if r.source == "magento-two"} == {"Ceramic Vase Blue", "Tall Glass Vase"}
     assert stats.tile_fallbacks == 3 and stats.pages == 1 + 1  # max_products reached on Magento's first page
+
+
+def test_offsite_redirects_and_pages_without_products_are_counted(shop, tmp_path):
+    config = tmp_path / "sources.yaml"
+    config.write_text(f"""
+sources:
+  - name: partner-link
+    start_urls: ["{shop.base}/custom/go/partner"]
+    min_delay: 0
+  - name: not-a-shop-page
+    start_urls: ["{shop.base}/custom/about"]
+    min_delay: 0
+""")
+    stats = _crawl(config, tmp_path / "raw")
+    assert dict(stats.failures) == {"offsite_redirect": 1, "no_products_found": 1}
+    assert stats.images == 0 and not _manifest(tmp_path / "raw")
