@@ -159,22 +159,27 @@ class Segmenter:
 
     def _acquire(self) -> _Runner:
         """A free interpreter: an idle one, a new one while under the pool size, else wait for one."""
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            pass
-        with self._pool_lock:
-            create = self._created < self.pool_size
-            if create:
-                self._created += 1
-        if not create:
-            return self._pool.get()
-        try:
-            return self._build()
-        except BaseException:
+        while True:
+            try:
+                return self._pool.get_nowait()
+            except queue.Empty:
+                pass
             with self._pool_lock:
-                self._created -= 1
-            raise
+                create = self._created < self.pool_size
+                if create:
+                    self._created += 1
+            if create:
+                try:
+                    return self._build()
+                except BaseException:
+                    with self._pool_lock:
+                        self._created -= 1
+                    raise
+            try:
+                # Bounded wait, then look again: a failed build elsewhere frees a slot instead of a runner.
+                return self._pool.get(timeout=1.0)
+            except queue.Empty:
+                continue
 
     def warm_up(self) -> None:
         """Build an interpreter and run it once so the first request is not slow (and a bad model shows now)."""
