@@ -31,7 +31,8 @@ class FetchError(Exception):
     @property
     def transient(self) -> bool:
         """True when a later run might succeed (so the URL is not remembered as done)."""
-        return self.reason in ("timeout", "connection_error", "retries_exhausted", "http_429") or \
+        return self.reason in ("timeout", "connection_error", "retries_exhausted", "http_429",
+                               "robots_unreachable") or \
             self.reason.startswith("http_5")
 
 
@@ -69,6 +70,7 @@ class _Host:
     """Per-origin politeness state."""
 
     robots: urllib.robotparser.RobotFileParser | None = None
+    robots_error: str | None = None  # why robots.txt could not be read: nothing on this host is fetched
     delay: float = 0.0
     last: float = field(default=-1e18)
 
@@ -117,28 +119,28 @@ class PoliteClient:
         """True when robots.txt of the URL's origin lets our User-Agent fetch it."""
         host = self._host(url)
         if host.robots is None:
-            host.robots = self._load_robots(origin_of(url))
+            host.robots, host.robots_error = self._load_robots(origin_of(url))
             crawl_delay = host.robots.crawl_delay(self.cfg.user_agent)
             if crawl_delay:
                 host.delay = max(host.delay, min(float(crawl_delay), self.cfg.max_crawl_delay))
         return host.robots.can_fetch(self.cfg.user_agent, url)
 
-    def _load_robots(self, origin: str) -> urllib.robotparser.RobotFileParser:
-        """Fetch and parse robots.txt with our session (so our User-Agent, timeouts and retries apply)."""
+    def _load_robots(self, origin: str) -> tuple[urllib.robotparser.RobotFileParser, str | None]:
+        """Fetch and parse robots.txt with our session (our User-Agent, timeouts, retries); (parser, error)."""
         rp = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
         try:
             body = self._get(origin + "/robots.txt", max_bytes=500_000)
         except FetchError as exc:
-            # RFC 9309: an unreachable robots.txt (5xx, network) means "assume complete disallow";
-            # a missing one (4xx) means "no restrictions".
+            # RFC 9309: a missing robots.txt (4xx) means "no restrictions"; an unreachable one (5xx, network)
+            # means "assume complete disallow". 401/403 are treated as disallow, as urllib.robotparser does.
             if exc.reason.startswith("http_4") and exc.reason not in ("http_401", "http_403", "http_429"):
                 rp.parse([])
-            else:
-                log.warning("robots.txt of %s unavailable (%s): not crawling this host", origin, exc.reason)
-                rp.disallow_all = True
-            return rp
+                return rp, None
+            log.warning("robots.txt of %s unavailable (%s): not crawling this host", origin, exc.reason)
+            rp.disallow_all = True
+            return rp, exc.reason
         rp.parse(body.text.splitlines())
-        return rp
+        return rp, None
 
     def get_page(self, url: str) -> Body:
         """GET an HTML page (robots-checked); raises FetchError."""
@@ -162,7 +164,9 @@ class PoliteClient:
 
     def _check_robots(self, url: str) -> None:
         if not self.allowed(url):
-            raise FetchError("robots_disallowed", url)
+            error = self._host(url).robots_error
+            # An unreadable robots.txt is worth another try on the next run; a Disallow is not.
+            raise FetchError("robots_unreachable" if error else "robots_disallowed", url, error or "")
 
     def _get(self, url: str, max_bytes: int, accept: str = "*/*") -> Body:
         """One polite GET with retries; the body is streamed and abandoned beyond max_bytes or the time budget."""

@@ -51,7 +51,8 @@ def test_unreachable_host_means_disallow_all():
         port = s.getsockname()[1]  # closed again: nothing listens there
     with pytest.raises(FetchError) as err:
         _client().get_page(f"http://127.0.0.1:{port}/shop")
-    assert err.value.reason == "robots_disallowed"  # RFC 9309: robots.txt unreachable -> assume disallow
+    # RFC 9309: robots.txt unreachable -> assume disallow; transient, so a later run tries again.
+    assert err.value.reason == "robots_unreachable" and err.value.transient
 
 
 def test_retry_after_is_honoured_but_bounded(shop):
