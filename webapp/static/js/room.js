@@ -30,6 +30,7 @@
   };
   const SHADOW_HEIGHT = 0.14;  // contact shadow height relative to the item's height
   const MIN_W = 0.03;
+  const SNAPSHOT_MAX = 2560;  // longest side of the snapshot PNG, px
   const MAX_W = 3;
 
   function say(text, isError) {
@@ -463,6 +464,10 @@
     } else if (state.background === "photo" && photo.naturalWidth) {
       bg = photo; W = photo.naturalWidth; H = photo.naturalHeight;
     }
+    // Phone photos can be 12+ MP: cap the snapshot so encoding stays quick and the file reasonable.
+    const cap = Math.min(1, SNAPSHOT_MAX / Math.max(W, H));
+    W = Math.round(W * cap);
+    H = Math.round(H * cap);
     const canvas = document.createElement("canvas");
     canvas.width = W;
     canvas.height = H;
