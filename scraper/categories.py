@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,15 +45,20 @@ class CategoryMap:
         return None
 
 
+def read_yaml(path: Path, error: type[ValueError], what: str) -> Any:
+    """Parse a YAML file; a missing file or bad YAML raises `error` with a one-line message."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise error(f"{what} file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
+
+
 def load_categories(path: str | Path = DEFAULT_CATEGORIES) -> CategoryMap:
     """Read and validate a categories YAML file."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise CategoriesError(f"categories file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise CategoriesError(f"{path}: invalid YAML: {exc}") from exc
+    doc = read_yaml(path, CategoriesError, "categories")
     if not isinstance(doc, dict) or not isinstance(doc.get("classes"), list):
         raise CategoriesError(f"{path}: expected a mapping with a 'classes' list")
     classes = tuple(str(c) for c in doc["classes"])

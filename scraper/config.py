@@ -10,9 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import soupsieve
-import yaml
 
-from .categories import DEFAULT_CATEGORIES
+from .categories import DEFAULT_CATEGORIES, read_yaml
 
 DEFAULT_USER_AGENT = "RoomFitBot/0.1 (+https://github.com/roomfit/roomfit; product photos for research)"
 
@@ -178,13 +177,7 @@ def _validate(cfg: CrawlConfig, where: str) -> None:
 def load_config(path: str | Path) -> CrawlConfig:
     """Read sources.yaml into a CrawlConfig; any problem raises ConfigError with a one-line message."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
-    cfg = _build(CrawlConfig, doc, str(path))
+    cfg = _build(CrawlConfig, read_yaml(path, ConfigError, "config"), str(path))
     if not cfg.categories.is_absolute():
         # A relative categories path is relative to the config file, so configs can live anywhere.
         candidate = path.resolve().parent / cfg.categories
