@@ -200,6 +200,7 @@ class Crawler:
             return True
         result = self.store.add(body.data, info, url, **meta)
         if result.status == "saved":
+            log.debug("saved %s (%s, found in %s)", url, result.record.id, cand.origin or "listing tile")
             self.stats.images += 1
             self._bar.update(1)
         elif result.status == "duplicate":

@@ -181,7 +181,8 @@ def _junk_img(img: Tag) -> bool:
 
 def junk_url(url: str) -> bool:
     """True for image URLs that are never product photos (sprites, icons, pixels, SVG, placeholders)."""
-    return bool(_JUNK_URL.search(urlsplit(url).path + ("?" + urlsplit(url).query if urlsplit(url).query else "")))
+    parts = urlsplit(url)
+    return bool(_JUNK_URL.search(f"{parts.path}?{parts.query}"))  # the host may say "analytics" and be a CDN
 
 
 def _width_hint(url: str) -> float:
