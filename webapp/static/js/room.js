@@ -164,6 +164,19 @@
     return null;
   }
 
+  // Before calibration, size products as if the view were ~3.5 m wide, so a cup starts smaller than a bed.
+  const ASSUMED_VIEW_CM = 350;
+  const TYPICAL_WIDTH_CM = {
+    chair: 50, couch: 200, bed: 150, vase: 15, bowl: 20, cup: 9, "wine-glass": 8, "potted-plant": 25,
+  };
+
+  function initialWidth(product, aspect) {
+    const size = realSize(product);
+    let cm = TYPICAL_WIDTH_CM[product.class] || 60;
+    if (size) cm = size.along === "width" ? size.cm : size.cm / aspect;
+    return Math.min(0.9, Math.max(0.04, cm / ASSUMED_VIEW_CM));
+  }
+
   function snapToScale(item) {
     const size = realSize(item.product);
     if (!size || !state.pxPerCm) return false;
@@ -204,6 +217,7 @@
         id: state.nextId++, product, img, aspect: img.naturalHeight / img.naturalWidth,
         x: 0.5 + 0.08 * ((state.items.length % 3) - 1), y: 0.62, w: 0.3, rot: 0, flip: false,
       };
+      item.w = initialWidth(product, item.aspect);
       const el = document.createElement("div");
       el.className = "item";
       el.tabIndex = 0;
