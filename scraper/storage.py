@@ -64,22 +64,10 @@ class ImageStore:
         self._state = JsonlAppender(self.out_dir / STATE_NAME)
 
     def _load(self) -> None:
-        """Rebuild what a previous run kept from the manifest, its image files and the resume log."""
+        """Rebuild what a previous run kept from the resume log, the manifest and (if need be) the image files."""
         for stale in self.images_dir.glob("*.part"):
             stale.unlink()  # a temp file from a killed run: never renamed, so never recorded
-        if self.manifest_path.exists():
-            for record in read_manifest(self.manifest_path):
-                self._by_sha[record.sha256] = record.id
-                if record.image_url:
-                    self._image_urls.add(record.image_url)
-                path = resolve_image_path(self.manifest_path, record)
-                try:
-                    with Image.open(path) as im:
-                        turned = upright(im)
-                        self._prints.append(_Fingerprint(phash_of(turned), turned.width / turned.height, record.id))
-                except (OSError, UnidentifiedImageError) as exc:
-                    log.warning("manifest image %s unreadable (%s): exact duplicates still detected", path, exc)
-                self.resumed_records += 1
+        known_prints: dict[str, tuple[int, float]] = {}
         state = self.out_dir / STATE_NAME
         if state.exists():
             with open(state, encoding="utf-8") as f:
@@ -92,6 +80,27 @@ class ImageStore:
                         self._done_pages.add(entry["page"])
                     elif "image" in entry:
                         self._image_urls.add(entry["image"])
+                        if "phash" in entry:
+                            known_prints[entry["sha256"]] = (int(entry["phash"], 16), float(entry["aspect"]))
+        if not self.manifest_path.exists():
+            return
+        for record in read_manifest(self.manifest_path):
+            self._by_sha[record.sha256] = record.id
+            if record.image_url:
+                self._image_urls.add(record.image_url)
+            self.resumed_records += 1
+            if record.sha256 in known_prints:
+                phash, aspect = known_prints[record.sha256]
+                self._prints.append(_Fingerprint(phash, aspect, record.id))
+                continue
+            # Not in the log (killed between the two appends, or another tool's manifest): hash the file.
+            path = resolve_image_path(self.manifest_path, record)
+            try:
+                with Image.open(path) as im:
+                    turned = upright(im)
+                    self._prints.append(_Fingerprint(phash_of(turned), turned.width / turned.height, record.id))
+            except (OSError, UnidentifiedImageError) as exc:
+                log.warning("manifest image %s unreadable (%s): exact duplicates still detected", path, exc)
 
     def close(self) -> None:
         """Close the manifest and the resume log."""
@@ -156,7 +165,11 @@ class ImageStore:
                                 width=info.width, height=info.height, image_url=image_url,
                                 fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta)
         self._manifest.append(record)
+        aspect = info.width / info.height
+        # The fingerprint goes to the resume log so a re-run need not decode every kept image again.
+        self._state.append_line(json.dumps({"image": image_url, "status": "saved", "sha256": sha,
+                                            "phash": f"{info.phash:016x}", "aspect": aspect}))
         self._by_sha[sha] = record.id
-        self._prints.append(_Fingerprint(info.phash, info.width / info.height, record.id))
+        self._prints.append(_Fingerprint(info.phash, aspect, record.id))
         self._image_urls.add(image_url)
         return StoreResult("saved", record=record)

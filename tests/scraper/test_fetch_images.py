@@ -114,7 +114,7 @@ def test_inspect_bomb_guard_and_broken_exif():
     assert (info.format, info.ext, info.width, info.height) == ("JPEG", ".jpg", 400, 300)
 
 
-def test_store_keeps_a_resize_once_but_not_a_crop(tmp_path, make_photo):
+def test_store_keeps_a_resize_once_but_not_a_crop(tmp_path, make_photo, monkeypatch):
     store = ImageStore(tmp_path, near_distance=4)
     crop = io.BytesIO()
     Image.open(io.BytesIO(make_photo("chair"))).crop((0, 0, 400, 600)).save(crop, "JPEG", quality=90)
@@ -125,7 +125,16 @@ def test_store_keeps_a_resize_once_but_not_a_crop(tmp_path, make_photo):
         results.append(store.add(data, info, f"http://x/{i}.jpg", source="t").status)
     store.close()
     assert results == ["saved", "near_duplicate", "saved", "saved", "duplicate"]
-    reopened = ImageStore(tmp_path, near_distance=4)  # a re-run rebuilds hashes from the manifest and files
+    # A re-run takes the fingerprints from the resume log instead of decoding every kept image again...
+    decoded = []
+    monkeypatch.setattr("scraper.storage.phash_of", lambda im: decoded.append(im) or 0)
+    ImageStore(tmp_path, near_distance=4).close()
+    assert decoded == []
+    monkeypatch.undo()
+    # ...and hashes the files only for lines the log lacks (a kill between the two appends).
+    log = tmp_path / "crawl_state.jsonl"
+    log.write_text("".join(line for line in log.read_text().splitlines(True) if '"saved"' not in line))
+    reopened = ImageStore(tmp_path, near_distance=4)
     info = inspect_image(make_photo("sofa", 600), ImageConfig(min_side=100))
     assert reopened.add(make_photo("sofa", 600), info, "http://x/9.jpg").status == "near_duplicate"
     assert reopened.image_seen("http://x/1.jpg") and reopened.image_seen("http://x/0.jpg")
