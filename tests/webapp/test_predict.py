@@ -263,3 +263,12 @@ def test_get_predict_is_405_json(client):
     resp = client.get("/predict")
     assert_error(resp, 405, "method_not_allowed")
     assert "POST" in resp.headers["Allow"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 3000), (3000, 2)])
+def test_degenerate_sizes(client, size):
+    buf = io.BytesIO()
+    Image.new("RGB", size, (10, 10, 10)).save(buf, "PNG")
+    body = post(client, buf.getvalue(), "thin.png").get_json()
+    assert body["success"] is True and (body["width"], body["height"]) == size
+    assert decode_mask(body).shape == (size[1], size[0])
