@@ -284,6 +284,20 @@ def check_app(cfg: TestConfig, name: str, url: str, env: dict[str, str], res: Re
     labels = [p["label"] for p in answer["predictions"]]
     res.checks.append(f"/predict {photo.name}: 200, mask {size[0]}x{size[1]}, predictions {labels}")
 
+    # The baked-in catalogue (SQLite on the read-only root) and the cut-out cache (on /tmp) work together.
+    status, raw = http(f"{url}/api/products?per_page=1")
+    listing = json.loads(raw) if status == 200 else {}
+    if not listing.get("total"):
+        raise CheckFailed(f"/api/products answered {status} with no products: {raw[:200]!r}")
+    pid = listing["products"][0]["id"]
+    status, raw = http(f"{url}/api/products/{pid}/cutout.png", timeout=30)
+    if status != 200 or not raw.startswith(b"\x89PNG"):
+        raise CheckFailed(f"/api/products/{pid}/cutout.png answered {status}: {raw[:200]!r}")
+    cached = sh(["podman", "exec", name, "sh", "-c", "find /tmp/roomfit-cache -type f | wc -l"], env=env).stdout
+    if int(cached.strip() or 0) < 1:
+        raise CheckFailed("the cut-out was not cached under /tmp/roomfit-cache")
+    res.checks.append(f"catalogue of {listing['total']} products; cut-out of product {pid} cached in /tmp")
+
     uid = sh(["podman", "exec", name, "id", "-u"], env=env).stdout.strip()
     if uid == "0":
         raise CheckFailed("the app runs as root")
