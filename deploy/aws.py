@@ -19,6 +19,7 @@ from botocore.exceptions import (
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
     WaiterError,
 )
 
@@ -100,6 +101,8 @@ def aws_errors(action: str) -> Iterator[None]:
         ) from None
     except NoRegionError:
         raise DeployError("no AWS region: pass --region or set AWS_REGION") from None
+    except ProfileNotFound as exc:
+        raise DeployError(f"AWS profile {exc.kwargs.get('profile')!r} not found in the AWS config") from None
     except EndpointConnectionError as exc:
         raise DeployError(f"{action}: cannot reach {exc.kwargs.get('endpoint_url', 'the AWS endpoint')}") from None
     except ClientError as exc:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 import yaml
 
-from deploy.aws import DeployError, ImageRef
+from deploy.aws import Aws, AwsError, DeployError, ImageRef
 from deploy.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,3 +294,23 @@ def test_image_ref_parse(uri: str, expected: tuple) -> None:
 def test_image_ref_needs_a_fixed_tag(uri: str) -> None:
     with pytest.raises(DeployError):
         ImageRef.parse(uri)
+
+
+def test_unknown_profile(no_aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--image", f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/roomfit:{COMMIT}",
+                             "--stack", "roomfit", "--region", REGION, "--profile", "nobody"], capsys)
+    assert_one_line_error(code, err, "profile 'nobody' not found")
+
+
+def test_wait_reports_a_failed_deployment(fake_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--wait turns a failed (rolled back) deployment into one line naming CodeDeploy's reason."""
+    aws = Aws(region=REGION)
+    codedeploy = boto3.client("codedeploy", region_name=REGION)
+    failed = {"deploymentInfo": {"deploymentId": "d-1", "status": "Failed",
+                                 "errorInformation": {"code": "ECS_UPDATE_ERROR",
+                                                      "message": "tasks failed their health checks"}}}
+    monkeypatch.setattr(aws, "client", lambda service, region=None: codedeploy)
+    with Stubber(codedeploy) as stub:
+        stub.add_response("get_deployment", failed, {"deploymentId": "d-1"})
+        with pytest.raises(AwsError, match="d-1 Failed: tasks failed their health checks"):
+            aws.wait_for_deployment("d-1", 1)
