@@ -91,6 +91,7 @@ class Results:
     ready_s: float = 0.0
     predict_ms: float = 0.0
     push_pull_s: float = 0.0
+    memory: str = ""
     model: str = ""
     checks: list[str] = field(default_factory=list)
 
@@ -297,6 +298,9 @@ def check_app(cfg: TestConfig, name: str, url: str, env: dict[str, str], res: Re
     if int(cached.strip() or 0) < 1:
         raise CheckFailed("the cut-out was not cached under /tmp/roomfit-cache")
     res.checks.append(f"catalogue of {listing['total']} products; cut-out of product {pid} cached in /tmp")
+    # Memory of the whole container (master + workers, after a prediction): the basis of taskdef.json's size.
+    stats = sh(["podman", "stats", "--no-stream", "--format", "{{.MemUsage}}", name], check=False, env=env)
+    res.memory = stats.stdout.split("/")[0].strip() or "n/a"
 
     uid = sh(["podman", "exec", name, "id", "-u"], env=env).stdout.strip()
     if uid == "0":
@@ -396,6 +400,7 @@ def report(res: Results, cfg: TestConfig) -> str:
         ("build", f"{res.build_s:.1f} s", ""),
         ("time to ready", f"{res.ready_s:.2f} s", f"target <= {cfg.target_ready_s:.0f} s: {ready_flag}"),
         ("first /predict", f"{res.predict_ms:.0f} ms", ""),
+        ("memory", res.memory, f"{cfg.workers} workers, after /predict and a cut-out"),
         ("push + pull", f"{res.push_pull_s:.1f} s", "local registry on 127.0.0.1"),
     ]
     return "\n".join(f"  {a:<15} {b:>12}  {c}" for a, b, c in rows)
