@@ -64,5 +64,28 @@ label: data
 	$(PY) -m training label --manifest $(MANIFEST) --out $(LABELS) --isnet-model $(ISNET) \
 		--include-unclassed --sheet runs/contact_sheet.png
 
+# ---- model: train the fast model and the pix2pix baseline on the same split, export, evaluate on the test split ----
+RUN      ?= runs/train_fast
+BASELINE ?= runs/train_pix2pix
+TRAIN_ARGS ?=
+
+train: $(VENV)/.dev
+	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS)
+	$(PY) -m training train --run-dir $(BASELINE) --decoder pix2pix --encoder-weights $(ENCODER_WEIGHTS) \
+		--epochs-frozen 3 --epochs-finetune 3 $(TRAIN_ARGS)
+
+export: $(VENV)/.dev
+	$(PY) -m training export --run-dir $(RUN) --work-dir models/_work/fast
+	$(PY) -m training export --run-dir $(BASELINE) --work-dir models/_work/pix2pix --no-ship
+
+evaluate: export
+	$(PY) -m training evaluate --run-dir $(RUN) --baseline-run $(BASELINE) --isnet-model $(ISNET)
+
+tune: $(VENV)/.dev
+	$(PY) -m training tune --encoder-weights $(ENCODER_WEIGHTS)
+
+bench: $(VENV)/.dev
+	$(PY) benchmarks/model_bench.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache runs build

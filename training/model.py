@@ -67,7 +67,8 @@ def _sep_block(x, filters: int, name: str):
 
 def _fast_decoder(skips: list, deep, cfg: ModelConfig):
     """Factorised head: a light U-Net decides foreground vs background per pixel, a global classifier decides which
-    product it is, and the logits combine them so that softmax = [p(bg), p(fg) · p(class | fg)].
+    product it is; the logits are [bg, fg + class_k − max_j class_j], so argmax gives background where bg > fg and
+    otherwise the image's best class.
 
     Mask side: LR-ASPP-style 1×1 conv at stride 16 gated by global context, then bilinear ×2 steps that concatenate
     the encoder's narrow bottleneck skips (strides 8, 4, 2) with one separable conv each, two 1×1 maps (bg, fg) at
@@ -96,7 +97,10 @@ def _fast_decoder(skips: list, deep, cfg: ModelConfig):
     c = layers.Flatten(name="class_flatten")(pooled)
     c = layers.Dropout(0.3, name="class_dropout")(c)
     c = layers.Dense(n_fg, name="class_dense")(c)
-    c = layers.Activation("log_softmax", name="class_log_prob")(c)
+    # Shift the class logits so the best is 0: then argmax says foreground exactly when fg > bg, however unsure the
+    # class is (with log-softmax, an unsure class would turn foreground pixels into background).
+    c_max = layers.GlobalMaxPooling1D(name="class_max")(layers.Reshape((n_fg, 1), name="class_column")(c))
+    c = layers.Subtract(name="class_shift")([c, c_max])
     c = layers.Reshape((1, 1, n_fg), name="class_reshape")(c)
     fg_classes = layers.Add(name="fg_class_logits")([fg, c])  # broadcasts (N,H,W,1) + (N,1,1,K)
     return layers.Concatenate(name="logits")([bg, fg_classes])
@@ -141,8 +145,11 @@ def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, de
     return keras.Model(inputs, outputs, name=f"roomfit_seg_{decoder}")
 
 
-def count_macs(model) -> int:
-    """Multiply-accumulates of one forward pass (convolutions and dense layers; batch norm folded, resizes free)."""
+def count_macs(model, transpose_at_output: bool = False) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers; batch norm folded, resizes free).
+
+    A stride-2 transposed conv does in_pixels × k² × c_in × c_out MACs; `transpose_at_output` instead counts it as a
+    dense conv over the (zero-inserted) output, 4× more, which is how TF's profiler-style counters report it."""
     import keras
     from keras import layers
 
@@ -172,7 +179,7 @@ def count_macs(model) -> int:
             elif isinstance(layer, layers.Conv2DTranspose):
                 kh, kw = layer.kernel_size
                 in_spatial = 1
-                for d in layer.input.shape[1:-1]:
+                for d in (out_shape if transpose_at_output else layer.input.shape)[1:-1]:
                     in_spatial *= d
                 total += in_spatial * in_ch * kh * kw * out_shape[-1]
             elif isinstance(layer, layers.Conv2D):

@@ -39,3 +39,14 @@ def test_fast_is_much_cheaper_than_pix2pix():
 def test_bad_arguments(kwargs, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         build_model(**{"input_size": 64, "classes": 3, **kwargs})
+
+
+def test_fast_model_gives_one_class_per_photo():
+    model = build_model(64, 5, encoder_weights=None)
+    x = np.random.default_rng(0).uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    logits = model(x).numpy()
+    pred = logits.argmax(-1)
+    for p in pred:
+        assert len(set(np.unique(p)) - {0}) <= 1
+    # foreground exactly where the best foreground logit beats background, whatever the class confidence
+    assert np.array_equal(pred != 0, logits[..., 1:].max(-1) > logits[..., 0])

@@ -1,0 +1,107 @@
+"""Fast vs pix2pix side by side: params, MACs, file sizes, ai-edge-litert latency (1 thread, interleaved rounds so a
+shared CPU slows both alike) and the test IoUs from metrics.json. Prints a table; run `make bench`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.export import load_run_model  # noqa: E402
+from training.model import count_macs  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def litert_runner(path: Path, threads: int):
+    """A callable running one image through a TFLite file with ai-edge-litert."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+
+    def run(x: np.ndarray) -> None:
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+
+    return run, tuple(inp["shape"])
+
+
+def interleaved_latency(files: dict[str, Path], threads: int, rounds: int) -> dict[str, float]:
+    """Median ms per image for each file, alternating files every round."""
+    runners = {k: litert_runner(p, threads) for k, p in files.items()}
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.uniform(0, 255, shape).astype(np.float32) for k, (_, shape) in runners.items()}
+    times: dict[str, list[float]] = {k: [] for k in files}
+    for r in range(rounds + 3):
+        for k, (run, _) in runners.items():
+            t = time.perf_counter()
+            run(inputs[k])
+            if r >= 3:  # warm-up rounds
+                times[k].append((time.perf_counter() - t) * 1000)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the comparison table."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--fast-run", type=Path, default=Path("runs/train_fast"))
+    p.add_argument("--baseline-run", type=Path, default=Path("runs/train_pix2pix"))
+    p.add_argument("--fast-export", type=Path, default=Path("models/_work/fast"))
+    p.add_argument("--baseline-export", type=Path, default=Path("models/_work/pix2pix"))
+    p.add_argument("--metrics", type=Path, default=Path("models/eval/metrics.json"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=30)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    models = {"fast": (args.fast_run, args.fast_export), "pix2pix": (args.baseline_run, args.baseline_export)}
+    for name, (run, export) in models.items():
+        if not (export / "roomfit_seg_fp32.tflite").is_file():
+            print(f"error: {export}/roomfit_seg_fp32.tflite missing: run `make export` first")
+            return 2
+    metrics = json.loads(args.metrics.read_text())["models"] if args.metrics.is_file() else {}
+    rows: dict[str, dict[str, str | float]] = {}
+    files = {}
+    for name, (run, export) in models.items():
+        model, cfg = load_run_model(run)
+        row = rows.setdefault(name, {})
+        row["input"] = f"{cfg['input_size']}×{cfg['input_size']}"
+        row["params (M)"] = model.count_params() / 1e6
+        row["MACs (G)"] = count_macs(model) / 1e9
+        row["MACs, TF-profiler convention (G)"] = count_macs(model, transpose_at_output=True) / 1e9
+        for key, fname in (("fp32 TFLite (MB)", "roomfit_seg_fp32.tflite"), ("fp16 TFLite (MB)", "roomfit_seg_fp16.tflite"),
+                           (".h5 (MB)", "roomfit_seg.h5")):
+            f = export / fname
+            row[key] = f.stat().st_size / 1e6 if f.is_file() else float("nan")
+        for kind in ("fp32", "fp16"):
+            files[f"{name}/{kind}"] = export / f"roomfit_seg_{kind}.tflite"
+        m = metrics.get(name, {}).get("classed", {})
+        row["test mean IoU (9 classes)"] = m.get("mean_iou", float("nan"))
+        row["test mean IoU, dominant label"] = m.get("mean_iou_dominant", float("nan"))
+        row["test foreground IoU"] = m.get("foreground_iou", float("nan"))
+        row["test category accuracy"] = m.get("category_accuracy", float("nan"))
+    lat = interleaved_latency(files, args.threads, args.rounds)
+    for name in models:
+        rows[name][f"litert fp32 ms ({args.threads} thread)"] = lat[f"{name}/fp32"]
+        rows[name][f"litert fp16 ms ({args.threads} thread)"] = lat[f"{name}/fp16"]
+    keys = list(rows["fast"])
+    print(f"| metric | fast | pix2pix | pix2pix / fast |\n|---|---:|---:|---:|")
+    for k in keys:
+        f, b = rows["fast"][k], rows["pix2pix"][k]
+        if isinstance(f, str):
+            print(f"| {k} | {f} | {b} | |")
+            continue
+        ratio = b / f if f else float("nan")
+        print(f"| {k} | {f:.4g} | {b:.4g} | {ratio:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
