@@ -123,7 +123,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     metrics = None
     if not args.no_ship and args.metrics.exists():
-        metrics = headline(read_metrics(args.metrics), "fast")
+        evaluated = read_metrics(args.metrics)
+        weights = args.run_dir / "best.weights.h5"
+        fresh = weights.exists() and args.metrics.stat().st_mtime > weights.stat().st_mtime
+        if evaluated["models"].get("fast", {}).get("run_dir") == str(args.run_dir) and fresh:
+            metrics = headline(evaluated, "fast")
+        else:  # never ship numbers measured on other weights; `evaluate` fills them in
+            log.warning("%s is not from the current weights of %s: model.json gets no metrics yet", args.metrics,
+                        args.run_dir)
     cfg = ExportConfig(run_dir=args.run_dir, work_dir=args.work_dir, ship_dir=None if args.no_ship else args.ship_dir,
                        version=args.version)
     result = export_run(cfg, metrics=metrics)

@@ -18,7 +18,10 @@ DECODERS = ("fast", "pix2pix")
 # the narrow bottleneck outputs (16/24/32 channels), not the 96-192-channel expansions the pix2pix decoder taps, so
 # the decoder's high-resolution convolutions stay cheap.
 FAST_SKIPS = ("expanded_conv_project_BN", "block_2_add", "block_5_add")  # strides 2, 4, 8
-FAST_DEEP = "block_13_expand_relu"  # stride 16, 576 channels: rich enough for the global class decision
+FAST_DEEP = "block_13_expand_relu"  # stride 16, 576 channels: the mask decoder's input
+# The class decision needs ImageNet's semantic features: blocks 13-15 run at stride 32 (cheap: ~22 M MACs at 160²)
+# and add ~1 M parameters, still well inside the 4 MB fp16 budget (Conv_1's 410 k would not fit).
+FAST_CLASS = "block_16_expand_relu"  # stride 32, 960 channels
 # The original: the TensorFlow segmentation tutorial's taps and up-stack.
 PIX2PIX_TAPS = ("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu",
                 "block_16_project")
@@ -65,14 +68,14 @@ def _sep_block(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _fast_decoder(skips: list, deep, cfg: ModelConfig):
+def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
     """Factorised head: a light U-Net decides foreground vs background per pixel, a global classifier decides which
     product it is; the logits are [bg, fg + class_k − max_j class_j], so argmax gives background where bg > fg and
     otherwise the image's best class.
 
     Mask side: LR-ASPP-style 1×1 conv at stride 16 gated by global context, then bilinear ×2 steps that concatenate
     the encoder's narrow bottleneck skips (strides 8, 4, 2) with one separable conv each, two 1×1 maps (bg, fg) at
-    stride 2 and a bilinear ×2. Class side: global average pool of the stride-16 features, dropout, dense. A product
+    stride 2 and a bilinear ×2. Class side: global average pool of the stride-32 features, dropout, dense. A product
     photo shows one product, so one class per image makes the class map consistent (no speckled class mixtures).
     """
     from keras import layers
@@ -94,7 +97,7 @@ def _fast_decoder(skips: list, deep, cfg: ModelConfig):
     fg = layers.Conv2D(1, 1, name="fg_logit")(x)
     bg = layers.UpSampling2D(2, interpolation="bilinear", name="bg_resize")(bg)
     fg = layers.UpSampling2D(2, interpolation="bilinear", name="fg_resize")(fg)
-    c = layers.Flatten(name="class_flatten")(pooled)
+    c = layers.GlobalAveragePooling2D(name="class_pool")(semantic)
     c = layers.Dropout(0.3, name="class_dropout")(c)
     c = layers.Dense(n_fg, name="class_dense")(c)
     # Shift the class logits so the best is 0: then argmax says foreground exactly when fg > bg, however unsure the
@@ -106,11 +109,12 @@ def _fast_decoder(skips: list, deep, cfg: ModelConfig):
     return layers.Concatenate(name="logits")([bg, fg_classes])
 
 
-def _pix2pix_decoder(skips: list, deep, cfg: ModelConfig):
+def _pix2pix_decoder(skips: list, deep, semantic, cfg: ModelConfig):
     """The original U-Net decoder: Conv2DTranspose + BN + ReLU up-blocks with skip concatenations."""
     from keras import layers
 
-    x = deep
+    x = semantic
+    skips = [*skips, deep]
     for i, (filters, skip) in enumerate(zip(PIX2PIX_FILTERS, reversed(skips))):
         x = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", use_bias=False,
                                    name=f"up{i + 1}_deconv")(x)
@@ -133,15 +137,15 @@ def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, de
         raise ValueError(f"input size must be a multiple of 32 and at least 32, got {input_size}")
     if classes < 2:
         raise ValueError("need at least 2 classes (background and one more)")
-    taps = FAST_SKIPS + (FAST_DEEP,) if decoder == "fast" else PIX2PIX_TAPS
+    taps = FAST_SKIPS + (FAST_DEEP, FAST_CLASS) if decoder == "fast" else PIX2PIX_TAPS
     encoder = _encoder(cfg, taps)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inputs)
     # training=False keeps the encoder's batch norm in inference mode even when it is unfrozen for fine-tuning:
     # its ImageNet statistics beat ones re-estimated from batches of 16 product photos.
-    *skips, deep = encoder(x, training=False)
+    *skips, deep, semantic = encoder(x, training=False)
     head = _fast_decoder if decoder == "fast" else _pix2pix_decoder
-    outputs = head(skips, deep, cfg)
+    outputs = head(skips, deep, semantic, cfg)
     return keras.Model(inputs, outputs, name=f"roomfit_seg_{decoder}")
 
 
