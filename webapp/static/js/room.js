@@ -106,9 +106,17 @@
   }
 
   document.getElementById("btn-camera").addEventListener("click", startCamera);
+  // A phone turned sideways changes the stream's size: follow it.
+  video.addEventListener("resize", () => {
+    if (state.background === "camera") setAspect(video.videoWidth, video.videoHeight);
+  });
+  let uploadedUrl = null;
   document.getElementById("room-file").addEventListener("change", (e) => {
     const file = e.target.files && e.target.files[0];
-    if (file) showPhoto(URL.createObjectURL(file), "Your room photo is loaded.");
+    if (!file) return;
+    if (uploadedUrl) URL.revokeObjectURL(uploadedUrl);
+    uploadedUrl = URL.createObjectURL(file);  // the photo never leaves the browser
+    showPhoto(uploadedUrl, "Your room photo is loaded.");
   });
 
   const rooms = JSON.parse(app.dataset.rooms || "[]");
