@@ -31,11 +31,14 @@ COPY gunicorn.conf.py ./
 COPY webapp/ webapp/
 COPY data/demo/ data/demo/
 COPY ${MODEL_SRC}/ models/
-# The catalogue is baked in: the container's root filesystem is read-only at run time.
+# The catalogue is baked in: the container's root filesystem is read-only at run time. Everything is made
+# world-readable because files keep their build-context modes (an export written 0600 would be unreadable to uid
+# 10001), and stays root-owned so the app cannot change itself.
 RUN /opt/venv/bin/python -m compileall -q webapp gunicorn.conf.py \
     && DATABASE=/app/instance/roomfit.sqlite /opt/venv/bin/flask --app webapp init-db \
     && DATABASE=/app/instance/roomfit.sqlite /opt/venv/bin/flask --app webapp import-catalogue data/demo/catalogue.jsonl \
-    && test -f models/model.json
+    && test -f models/model.json \
+    && chmod -R a+rX /app /opt/venv
 
 # ---------- runtime ----------
 FROM ${BASE_IMAGE}
