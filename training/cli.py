@@ -131,8 +131,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         else:  # never ship numbers measured on other weights; `evaluate` fills them in
             log.warning("%s is not from the current weights of %s: model.json gets no metrics yet", args.metrics,
                         args.run_dir)
+    photos = []
+    if args.dataset.exists():  # check TFLite against Keras on real validation photos
+        from .dataset import load_dataset_file
+
+        photos = [it.image for it in load_dataset_file(args.dataset) if it.split == "val"]
     cfg = ExportConfig(run_dir=args.run_dir, work_dir=args.work_dir, ship_dir=None if args.no_ship else args.ship_dir,
-                       version=args.version)
+                       version=args.version, check_photos=photos)
     result = export_run(cfg, metrics=metrics)
     for key, f in result["files"].items():
         print(f"{key:12s} {f['bytes'] / 1e6:7.2f} MB  {f['path']}")
@@ -229,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ship-dir", type=Path, default=Path("models"))
     p.add_argument("--no-ship", action="store_true", help="only write the formats to --work-dir")
     p.add_argument("--metrics", type=Path, default=Path("models/eval/metrics.json"))
+    p.add_argument("--dataset", type=Path, default=Path("data/labels/dataset.json"),
+                   help="validation photos from here are used for the TFLite vs Keras check")
     p.add_argument("--version", default="1.0.0")
     p.set_defaults(func=_cmd_export)
     return parser

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +32,15 @@ class ExportConfig:
     version: str = "1.0.0"
     check_images: int = 8
     tolerance: float = 0.05  # max |logit difference| allowed between fp32 TFLite and Keras
+    check_photos: list[str] = field(default_factory=list)  # real photos for the TFLite ≈ Keras check
+
+
+def load_resized(path: str | Path, size: int) -> np.ndarray:
+    """A photo as float32 RGB 0..255, resized bilinear to size×size (what serving feeds the model)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
 
 
 def load_run_model(run_dir: Path):
@@ -112,7 +122,9 @@ def export_run(cfg: ExportConfig, images: np.ndarray | None = None, metrics: dic
     model.export(str(files["saved_model"]), verbose=False)
     for key, fp16 in (("tflite_fp32", False), ("tflite_fp16", True)):
         atomic_write_bytes(files[key], to_tflite(model, files["saved_model"], fp16))
-    if images is None:
+    if images is None and cfg.check_photos:
+        images = np.stack([load_resized(p, size) for p in cfg.check_photos[: cfg.check_images]])
+    if images is None:  # no photos given: noise still exercises every op
         rng = np.random.default_rng(0)
         images = rng.uniform(0, 255, size=(cfg.check_images, size, size, 3)).astype(np.float32)
     checks = {k: check_agreement(model, files[k], images) for k in ("tflite_fp32", "tflite_fp16")}
@@ -122,7 +134,7 @@ def export_run(cfg: ExportConfig, images: np.ndarray | None = None, metrics: dic
     table = {k: {"path": str(p), "bytes": _size(p)} for k, p in files.items()}
     atomic_write_json(work / "export.json", {"files": table, "checks": checks, "run_dir": str(cfg.run_dir)})
     if cfg.ship_dir is not None:
-        ship(cfg, run_cfg, files, checks, metrics)
+        ship(cfg, run_cfg, files, metrics)
     return {"files": table, "checks": checks}
 
 
@@ -131,7 +143,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], checks: dict, metrics: dict | None) -> Path:
+def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict | None) -> Path:
     """Copy the fp16 TFLite and .h5 into ship_dir and write model.json there (atomically, last)."""
     ship_dir = Path(cfg.ship_dir)
     shipped = {}
@@ -148,14 +160,18 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], checks: dict,
         "serving_file": "tflite_fp16",
         "files": shipped,
         "metrics": metrics or {},
-        "architecture": {"encoder": f"MobileNetV2 alpha {run_cfg['alpha']} (ImageNet) to stride 16",
-                         "decoder": run_cfg["decoder"]},
-        "tflite_check": checks,
-    }
+    }  # exactly the DEVELOPERS.md contract; the TFLite checks are in the work dir's export.json
     path = ship_dir / "model.json"
     atomic_write_json(path, doc)
+    _make_readable(ship_dir / FP16_FILE, ship_dir / H5_FILE, path)
     log.info("shipped %s", path)
     return path
+
+
+def _make_readable(*paths: Path) -> None:
+    """Shipped files are read by the web app's non-root user; temp files start out owner-only (mkstemp)."""
+    for p in paths:
+        os.chmod(p, 0o644)
 
 
 def update_model_json_metrics(model_json: Path, metrics: dict) -> None:
@@ -163,3 +179,4 @@ def update_model_json_metrics(model_json: Path, metrics: dict) -> None:
     doc = json.loads(Path(model_json).read_text(encoding="utf-8"))
     doc["metrics"] = metrics
     atomic_write_json(model_json, doc)
+    _make_readable(Path(model_json))
