@@ -118,7 +118,7 @@ def predict() -> Response:
         resp = Response(imaging.png_bytes(imaging.cutout(decoded.full, pred.mask, bbox)), mimetype="image/png")
         resp.headers["X-Detected-Class"] = label
         return resp
-    mask_png = imaging.png_bytes(pred.mask)
+    mask_png = imaging.mask_png(pred.mask)
     if fmt == "mask":
         resp = Response(mask_png, mimetype="image/png")
         resp.headers["X-Detected-Class"] = label

@@ -272,3 +272,14 @@ def test_degenerate_sizes(client, size):
     body = post(client, buf.getvalue(), "thin.png").get_json()
     assert body["success"] is True and (body["width"], body["height"]) == size
     assert decode_mask(body).shape == (size[1], size[0])
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 3), (500, 500)])
+def test_mask_png_round_trips_exactly(size):
+    from webapp.imaging import mask_png
+
+    arr = np.random.default_rng(0).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
+    arr[: size[1] // 2] = 0  # long runs, like a real mask
+    decoded = Image.open(io.BytesIO(mask_png(Image.fromarray(arr, "L"))))
+    assert decoded.mode == "L" and decoded.size == size
+    assert np.array_equal(np.asarray(decoded), arr)
