@@ -72,7 +72,7 @@ TRAIN_ARGS ?=
 train: $(VENV)/.dev
 	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS)
 	$(PY) -m training train --run-dir $(BASELINE) --decoder pix2pix --encoder-weights $(ENCODER_WEIGHTS) \
-		--epochs-frozen 3 --epochs-finetune 3 $(TRAIN_ARGS)
+		--lr 1e-3 $(TRAIN_ARGS)
 
 export: $(VENV)/.dev
 	$(PY) -m training export --run-dir $(RUN) --work-dir models/_work/fast
@@ -82,7 +82,7 @@ evaluate: export
 	$(PY) -m training evaluate --run-dir $(RUN) --baseline-run $(BASELINE) --isnet-model $(ISNET)
 
 tune: $(VENV)/.dev
-	$(PY) -m training tune --encoder-weights $(ENCODER_WEIGHTS)
+	$(PY) -m training tune --encoder-weights $(ENCODER_WEIGHTS) --epochs-frozen 3 --epochs-finetune 3
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/model_bench.py

@@ -30,11 +30,11 @@ class TrainConfig:
     encoder_weights: str | None = None
     batch_size: int = 16
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
-    lr: float = 1e-3
-    finetune_lr: float = 1e-4
-    epochs_frozen: int = 4
-    epochs_finetune: int = 12
-    patience: int = 5
+    lr: float = 3e-3
+    finetune_lr: float = 3e-5
+    epochs_frozen: int = 24
+    epochs_finetune: int = 6
+    patience: int = 10
     dice_weight: float = 1.0
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
