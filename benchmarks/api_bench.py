@@ -62,14 +62,30 @@ def multipart(image: bytes, filename: str) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def worker_rss_mb(master_pid: int) -> list[float]:
-    """Resident memory (MB) of each gunicorn worker (children of the master)."""
+def _workers(master_pid: int) -> list[str]:
+    """PIDs of the gunicorn workers (children of the master)."""
     try:
-        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+        return Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
     except OSError:
         return []
+
+
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU time used so far by the master and its workers."""
+    ticks = 0
+    for pid in [str(master_pid), *_workers(master_pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def worker_rss_mb(master_pid: int) -> list[float]:
+    """Resident memory (MB) of each gunicorn worker (children of the master)."""
     sizes = []
-    for pid in children:
+    for pid in _workers(master_pid):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -177,7 +193,9 @@ def main() -> None:
             scenario(port, body, ctype, args.concurrency, count=10)  # warm every worker thread's interpreter
             c1 = scenario(port, body, ctype, 1, count=args.requests)
             png = scenario(port, body, ctype, 1, count=max(20, args.requests // 5), path="/predict?format=png")
+            cpu0 = server_cpu_seconds(proc.pid)
             cn = scenario(port, body, ctype, args.concurrency, seconds=args.seconds)
+            cpu_ms = (server_cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, len(cn.latencies_ms) + cn.errors)
             rss = worker_rss_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -197,6 +215,8 @@ def main() -> None:
         ("/predict png p50 (c=1)", f"{png.pct(50):.1f} ms", "", None),
         (f"throughput (c={args.concurrency}, {args.seconds:.0f} s)", f"{rps:.0f} req/s",
          f">= {TARGETS['rps']:.0f} req/s", rps >= TARGETS["rps"]),
+        ("  server CPU per request", f"{cpu_ms:.1f} ms", "", None),
+        ("  => capacity of idle CPUs", f"{1000 * (os.cpu_count() or 1) / cpu_ms:.0f} req/s", "", None),
         (f"p50 / p99 (c={args.concurrency})", f"{cn.pct(50):.1f} / {cn.pct(99):.1f} ms", "", None),
         ("load generator CPU (c=N)", f"{cn.client_cpu:.2f} cores", "", None),
         ("errors", str(c1.errors + png.errors + cn.errors), "0", c1.errors + png.errors + cn.errors == 0),
