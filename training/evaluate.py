@@ -227,13 +227,15 @@ def plot_all(metrics: dict, classes: tuple[str, ...], out_dir: Path) -> None:
     fig.savefig(out_dir / "iou_per_class.png", dpi=90)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for name in names:
         m = metrics["models"][name]
-        for key, stat in m["files"].items():
-            if "latency_s" in stat:
-                ax.scatter(stat["latency_s"] * 1000, m["classed"]["mean_iou"])
-                ax.annotate(f"{name} {key}", (stat["latency_s"] * 1000, m["classed"]["mean_iou"]), fontsize=7)
+        timed = [(key, stat) for key, stat in m["files"].items() if "latency_s" in stat]
+        for k, (key, stat) in enumerate(timed):
+            xy = (stat["latency_s"] * 1000, m["classed"]["mean_iou"])
+            ax.scatter(*xy)
+            # Points of one model share an IoU and often a latency: stack their labels instead of overprinting.
+            ax.annotate(f"{name} {key}", xy, xytext=(4, 9 * k - 9), textcoords="offset points", fontsize=7)
     if "teacher" in metrics:
         t = metrics["teacher"]
         ax.scatter(t["latency_s"] * 1000, 1.0, marker="*")
