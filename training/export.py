@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -163,15 +162,8 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict
     }  # exactly the DEVELOPERS.md contract; the TFLite checks are in the work dir's export.json
     path = ship_dir / "model.json"
     atomic_write_json(path, doc)
-    _make_readable(ship_dir / FP16_FILE, ship_dir / H5_FILE, path)
     log.info("shipped %s", path)
     return path
-
-
-def _make_readable(*paths: Path) -> None:
-    """Shipped files are read by the web app's non-root user; temp files start out owner-only (mkstemp)."""
-    for p in paths:
-        os.chmod(p, 0o644)
 
 
 def update_model_json_metrics(model_json: Path, metrics: dict) -> None:
@@ -179,4 +171,3 @@ def update_model_json_metrics(model_json: Path, metrics: dict) -> None:
     doc = json.loads(Path(model_json).read_text(encoding="utf-8"))
     doc["metrics"] = metrics
     atomic_write_json(model_json, doc)
-    _make_readable(Path(model_json))

@@ -100,7 +100,7 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
     except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
         log.warning("%s: unreadable image %s (%s)", record.id, image_path, exc)
         return entry | {"status": "rejected", "reason": "unreadable"}
-    alpha = teacher.mask(image)
+    alpha = teacher.mask(image, record.klass)
     fg = clean_mask(alpha, cfg.threshold, cfg.min_speck)
     fraction = float(fg.mean())
     entry["fg_fraction"] = round(fraction, 4)

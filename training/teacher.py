@@ -17,8 +17,9 @@ class Teacher(Protocol):
 
     name: str
 
-    def mask(self, image: Image.Image) -> np.ndarray:
-        """Return alpha as float32 in [0, 1] with shape (image.height, image.width)."""
+    def mask(self, image: Image.Image, klass: str | None = None) -> np.ndarray:
+        """Return alpha as float32 in [0, 1] with shape (image.height, image.width); `klass` is the product's class
+        from the shop's metadata, for teachers that detect by class (None: any)."""
         ...
 
 
@@ -54,8 +55,8 @@ class ISNetTeacher:
         x = (np.asarray(rgb, dtype=np.float32) - 128.0) / 256.0
         return x.transpose(2, 0, 1)[None]
 
-    def mask(self, image: Image.Image) -> np.ndarray:
-        """Soft foreground probability resized back to the image size."""
+    def mask(self, image: Image.Image, klass: str | None = None) -> np.ndarray:
+        """Soft foreground probability resized back to the image size (class-agnostic: `klass` is unused)."""
         out = self.session.run(["output"], {self.input_name: self.preprocess(image)})[0][0, 0]
         alpha = Image.fromarray(np.clip(out, 0.0, 1.0).astype(np.float32), mode="F")
         return np.asarray(alpha.resize(image.size, Image.BILINEAR), dtype=np.float32).clip(0.0, 1.0)

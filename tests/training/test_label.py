@@ -17,8 +17,10 @@ class SquareTeacher:
 
     def __init__(self, side: float = 0.5):
         self.side = side
+        self.seen: list = []
 
-    def mask(self, image):
+    def mask(self, image, klass=None):
+        self.seen.append(klass)
         w, h = image.size
         a = np.zeros((h, w), np.float32)
         s0, s1 = int(h * (1 - self.side) / 2), int(h * (1 + self.side) / 2)
@@ -51,8 +53,10 @@ def _manifest(tmp_path, classes):
 def test_label_manifest_writes_class_ids_and_resumes(tmp_path):
     manifest = _manifest(tmp_path, ["chair", None, "couch"])
     cfg = LabelConfig(manifest=manifest, out=tmp_path / "labels", classes=CLASSES, include_unclassed=True)
-    s = label_manifest(cfg, SquareTeacher())
+    teacher = SquareTeacher()
+    s = label_manifest(cfg, teacher)
     assert s.ok == 3
+    assert set(teacher.seen) == {"chair", "couch", None}  # the product's class reaches the teacher
     chair = np.asarray(Image.open(cfg.out / "masks" / "0.png"))
     assert set(np.unique(chair)) == {0, 2} and chair[0, 0] == 0 and chair[32, 32] == 2
     assert np.asarray(Image.open(cfg.out / "masks" / "1.png"))[32, 32] == UNCLASSED
