@@ -63,16 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the command, turn expected failures into a one-line error and exit code 2."""
-    args = build_parser().parse_args(argv)
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None,
+            expected: tuple[type[BaseException], ...]) -> int:
+    """Parse, set up logging and run `args.func`; an `expected` error becomes "error: ..." and exit code 2, Ctrl-C
+    exit code 130 (shared by the scraper and training command lines)."""
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CategoriesError, ConfigError, FileNotFoundError, ValueError) as exc:
+    except expected as exc:
         print(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("interrupted: everything written so far is kept; run again to resume")
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scraper command line."""
+    return run_cli(build_parser(), argv, (CategoriesError, ConfigError, FileNotFoundError, ValueError))

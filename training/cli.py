@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from scraper.categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
+from scraper.cli import run_cli
 
 log = logging.getLogger(__name__)
 
@@ -243,15 +244,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the command, turn expected failures into a one-line error and exit code 2."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except (CategoriesError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: everything written so far is kept; run again to resume")
-        return 130
+    """Run the training command line."""
+    return run_cli(build_parser(), argv, (CategoriesError, FileNotFoundError, ValueError))
