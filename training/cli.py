@@ -63,7 +63,8 @@ def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                        finetune_lr=args.finetune_lr, epochs_frozen=args.epochs_frozen,
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
-                       repeat_classed=args.repeat_classed, max_train_other=args.max_train_other, seed=args.seed,
+                       repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
+                       unclassed_fg=args.unclassed_fg, seed=args.seed,
                        profile=args.profile, cache_dir=args.cache_dir, verbose=args.keras_verbose)
 
 
@@ -178,6 +179,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--dice-weight", type=float, default=1.0)
     p.add_argument("--repeat-classed", type=int, default=3, help="repeat classed train photos N times per epoch")
     p.add_argument("--max-train-other", type=int, default=None, help="use at most N unclassed train photos")
+    p.add_argument("--unclassed-fg", action="store_true",
+                   help="train also on unclassed photos as partial labels ('some foreground class'; needs --no-other)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--profile", action="store_true", help="TF profiler on batches 2-4 (TensorBoard Profile tab)")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))

@@ -2,7 +2,8 @@
 
 The dataset file (JSON) lists every labelled product with its image, mask and alpha paths, class and split. Masks
 hold 0 background, k class id, 255 foreground of an unclassed product; the pipeline maps 255 to the `other` class when
-the class list has one, else unclassed products are left out.
+the class list has one; else, with `unclassed_fg`, unclassed products join the train split with 255 kept (a partial
+"some foreground class" label, see losses.make_loss); otherwise they are left out.
 """
 from __future__ import annotations
 
@@ -120,17 +121,23 @@ def load_dataset_file(path: Path) -> list[Item]:
     return [Item(**d) for d in doc["items"]]
 
 
-def select(items: list[Item], split: str, classes: tuple[str, ...]) -> list[Item]:
-    """Items of one split the model can learn from: classed ones, plus unclassed ones if `other` is a class."""
+def select(items: list[Item], split: str, classes: tuple[str, ...], unclassed_fg: bool = False) -> list[Item]:
+    """Items of one split the model can learn from: classed ones, plus unclassed ones if `other` is a class or (train
+    split only) `unclassed_fg` is set."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}")
-    return [it for it in items if it.split == split and (it.klass is not None or OTHER in classes)]
+    keep_unclassed = OTHER in classes or (unclassed_fg and split == "train")
+    return [it for it in items if it.split == split and (it.klass is not None or keep_unclassed)]
 
 
-def mask_lookup(classes: tuple[str, ...]) -> list[int]:
-    """Mask value -> training class id: identity for class ids, 255 (unclassed) -> `other` (or 0 if absent)."""
+def mask_lookup(classes: tuple[str, ...], keep_unclassed: bool = False) -> list[int]:
+    """Mask value -> training class id: identity for class ids, 255 (unclassed) -> `other` if it is a class, else 255
+    kept with `keep_unclassed` (partial label), else 0."""
     table = list(range(256))
-    table[UNCLASSED] = classes.index(OTHER) if OTHER in classes else 0
+    if OTHER in classes:
+        table[UNCLASSED] = classes.index(OTHER)
+    elif not keep_unclassed:
+        table[UNCLASSED] = 0
     return table
 
 
@@ -184,25 +191,28 @@ def augment(image, mask, alpha, cfg: PipelineConfig):
 
 
 def get_dataset(items: list[Item], split: str, classes: tuple[str, ...], cfg: PipelineConfig,
-                repeat_classed: int = 1, shuffle: bool | None = None):
+                repeat_classed: int = 1, shuffle: bool | None = None, unclassed_fg: bool = False):
     """tf.data pipeline of (image float32 0..255 NHWC, mask uint8 N×H×W×1) batches for one split.
 
     Augmentation and shuffling happen on the train split only; `repeat_classed` repeats classed train products
-    (they are ~10% of the photos) so each epoch sees them several times.
+    (they are ~10% of the photos) so each epoch sees them several times. `unclassed_fg` adds the unclassed products
+    to the train split with their foreground left at 255 (val/test stay classed-only, so scores stay comparable).
     """
     import tensorflow as tf
 
-    chosen = select(items, split, classes)
+    chosen = select(items, split, classes, unclassed_fg)
     if not chosen:
         raise ValueError(f"no labelled items in split {split!r}")
     training = split == "train"
-    lookup = tf.constant(mask_lookup(classes), tf.int32)
+    table = mask_lookup(classes, keep_unclassed=unclassed_fg and training)
+    lookup = tf.constant(table, tf.int32)
     paths = tuple(list(col) for col in zip(*[(it.image, it.mask, it.alpha) for it in chosen]))
     ds = tf.data.Dataset.from_tensor_slices(paths)
     ds = ds.map(lambda i, m, a: _load(i, m, a, cfg.input_size, lookup), num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
     if cfg.cache_dir is not None:
-        key = hashlib.sha256("|".join(it.id for it in chosen).encode()).hexdigest()[:12]
+        # What 255 maps to is part of the key: `other` and `unclassed_fg` runs cache the same photos differently.
+        key = hashlib.sha256(("|".join(it.id for it in chosen) + f"#{table[UNCLASSED]}").encode()).hexdigest()[:12]
         Path(cfg.cache_dir).mkdir(parents=True, exist_ok=True)
         ds = ds.cache(str(Path(cfg.cache_dir) / f"{split}_{cfg.input_size}_{key}"))
     else:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .label import UNCLASSED
+
 
 def class_weights(pixel_counts: np.ndarray, max_weight: float = 10.0, power: float = 0.5) -> np.ndarray:
     """Median-frequency balancing weights to `power` (0.5 damps them, so background is not almost ignored and the
@@ -17,21 +19,37 @@ def class_weights(pixel_counts: np.ndarray, max_weight: float = 10.0, power: flo
     return np.clip(w, 0.0, max_weight).astype(np.float32)
 
 
-def make_loss(weights: np.ndarray, dice_weight: float = 1.0):
-    """A Keras loss(y_true int N×H×W×1, logits N×H×W×C) = weighted CE + dice_weight × (1 − soft Dice)."""
+def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: float | None = None):
+    """A Keras loss(y_true int N×H×W×1, logits N×H×W×C) = weighted CE + dice_weight × (1 − soft Dice).
+
+    Pixels labelled 255 (foreground of an unclassed product) are partial labels: their CE term is −log(1 − p_bg)
+    (any foreground class will do), weighted `unclassed_weight` (default: the mean weight of the foreground classes
+    present), and they stay out of the Dice, so they train the fg/bg decision without pulling on the class competition.
+    """
     from keras import ops
 
     w = np.asarray(weights, dtype=np.float32)
     num_classes = len(w)
+    fg_w = w[1:][w[1:] > 0]  # classes absent from the training masks (weight 0) say nothing about foreground
+    if unclassed_weight is None and not fg_w.size:
+        raise ValueError("no foreground class weight to give unclassed pixels")
+    w_unclassed = float(np.mean(fg_w)) if unclassed_weight is None else float(unclassed_weight)
 
     def weighted_ce_dice(y_true, logits):
         labels = ops.cast(ops.squeeze(y_true, -1), "int32")
-        onehot = ops.one_hot(labels, num_classes)
+        is_unclassed = ops.equal(labels, UNCLASSED)
+        unclassed = ops.cast(is_unclassed, "float32")
+        classed = 1.0 - unclassed
+        # 255 is outside one_hot's range (all-zero row); mapping it to 0 and masking says so explicitly.
+        onehot = ops.one_hot(ops.where(is_unclassed, 0, labels), num_classes) * classed[..., None]
         logp = ops.log_softmax(logits, axis=-1)
         pix_w = ops.sum(onehot * w, axis=-1)
         ce = -ops.sum(onehot * logp, axis=-1) * pix_w
-        ce = ops.sum(ce) / ops.maximum(ops.sum(pix_w), 1e-6)
-        prob = ops.exp(logp)
+        # log(1 − p_bg) = logsumexp of the foreground log-probabilities: stable even when p_bg → 1.
+        ce_unclassed = -ops.logsumexp(logp[..., 1:], axis=-1) * unclassed * w_unclassed
+        ce = (ops.sum(ce) + ops.sum(ce_unclassed)) / ops.maximum(ops.sum(pix_w) + ops.sum(unclassed) * w_unclassed,
+                                                                  1e-6)
+        prob = ops.exp(logp) * classed[..., None]
         inter = ops.sum(prob * onehot, axis=(0, 1, 2))
         denom = ops.sum(prob + onehot, axis=(0, 1, 2))
         present = ops.cast(ops.sum(onehot, axis=(0, 1, 2)) > 0, "float32")

@@ -12,6 +12,7 @@ import numpy as np
 
 from .dataset import OTHER, Item, PipelineConfig, get_dataset
 from .io import atomic_write_json
+from .label import UNCLASSED
 from .metrics import confusion_matrix, foreground_confusion, iou_per_class, mean_iou
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class TrainConfig:
     dice_weight: float = 1.0
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
+    unclassed_fg: bool = False  # unclassed train photos as partial "some foreground class" labels (mask value 255)
     seed: int = 42
     profile: bool = False
     cache_dir: Path | None = None
@@ -86,8 +88,9 @@ def evaluate_split(model, ds, num_classes: int) -> tuple[np.ndarray, np.ndarray]
     for images, masks in ds:
         pred = np.argmax(model(images, training=False).numpy(), axis=-1)
         truth = masks.numpy()[..., 0]
-        conf += confusion_matrix(truth, pred, num_classes)
-        fg += foreground_confusion(truth, pred)
+        scored = truth != UNCLASSED  # a partial label has no class to score against
+        conf += confusion_matrix(truth[scored], pred[scored], num_classes)
+        fg += foreground_confusion(truth[scored], pred[scored])
     return conf, fg
 
 
@@ -138,10 +141,11 @@ def make_iou_callback(val_ds, classes: tuple[str, ...], log_dir: Path, samples: 
 
 
 def train_pixel_counts(ds, num_classes: int) -> np.ndarray:
-    """Pixels per class in a (non-augmented) dataset."""
+    """Pixels per class in a (non-augmented) dataset; unclassed (255) pixels belong to no class and are not counted."""
     counts = np.zeros(num_classes, np.int64)
     for _, masks in ds:
-        counts += np.bincount(masks.numpy().ravel(), minlength=num_classes)[:num_classes]
+        values = masks.numpy().ravel()
+        counts += np.bincount(values[values != UNCLASSED], minlength=num_classes)[:num_classes]
     return counts
 
 
@@ -152,6 +156,8 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     from .losses import class_weights, make_loss
     from .model import build_model
 
+    if cfg.unclassed_fg and OTHER in cfg.classes:
+        raise ValueError("unclassed_fg and the 'other' class are alternative uses of unclassed photos: pick one")
     start = time.time()
     keras.utils.set_random_seed(cfg.seed)
     run = Path(cfg.run_dir)
@@ -163,8 +169,11 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
         items = [it for it in items if it.id not in drop]
     pipe = PipelineConfig(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=cfg.seed,
                           cache_dir=cfg.cache_dir)
-    train_ds = get_dataset(items, "train", cfg.classes, pipe, repeat_classed=cfg.repeat_classed)
+    train_ds = get_dataset(items, "train", cfg.classes, pipe, repeat_classed=cfg.repeat_classed,
+                           unclassed_fg=cfg.unclassed_fg)
     val_ds = get_dataset(items, "val", cfg.classes, pipe)
+    # Weights from the classed photos only (also with unclassed_fg): counting the unclassed photos' background but
+    # not their 255 foreground would lower the background weight and tilt the model towards growing foreground.
     counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
     weights = class_weights(counts)
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())

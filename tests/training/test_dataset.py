@@ -30,9 +30,13 @@ def test_dataset_file_round_trip(tiny_data, tmp_path):
     assert {it.split for it in items if it.klass == "couch"} == {"train", "val", "test"}
 
 
-def test_mask_lookup_maps_unclassed():
-    assert mask_lookup(OTHER_CLASSES)[255] == 3 and mask_lookup(OTHER_CLASSES)[2] == 2
-    assert mask_lookup(CLASSES)[255] == 0
+@pytest.mark.parametrize("classes, keep_unclassed, expected_255", [
+    (OTHER_CLASSES, False, 3), (OTHER_CLASSES, True, 3),  # `other` wins: unclassed photos are that class
+    (CLASSES, False, 0), (CLASSES, True, 255),  # partial label kept as-is for the loss
+])
+def test_mask_lookup_maps_unclassed(classes, keep_unclassed, expected_255):
+    table = mask_lookup(classes, keep_unclassed)
+    assert table[255] == expected_255 and table[:3] == [0, 1, 2]
 
 
 def _arrays(ds):
@@ -74,3 +78,24 @@ def test_unclassed_left_out_without_other_class(tiny_data, tmp_path):
     _, masks = _arrays(get_dataset(items, "train", CLASSES, PipelineConfig(input_size=32)))
     n_classed = sum(1 for it in items if it.split == "train" and it.klass)
     assert len(masks) == n_classed and 255 not in masks
+
+
+@pytest.mark.parametrize("split, unclassed", [("train", True), ("val", False), ("test", False)])
+def test_unclassed_fg_keeps_255_in_train_only(tiny_data, tmp_path, split, unclassed):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    assert any(it.split == split and it.klass is None for it in items)  # the fixture has unclassed in every split
+    cfg = PipelineConfig(input_size=32, batch_size=8, cache_dir=tmp_path / "cache")
+    _, masks = _arrays(get_dataset(items, split, CLASSES, cfg, unclassed_fg=True))
+    expected = sum(1 for it in items if it.split == split and (it.klass or unclassed))
+    assert len(masks) == expected and (255 in masks) == unclassed
+    assert set(np.unique(masks)) <= {0, 1, 2, 255}  # augmentation's crop/pad and NEAREST resize keep 255 exact
+
+
+def test_unclassed_fg_and_other_do_not_share_a_cache(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    cfg = PipelineConfig(input_size=32, batch_size=8, cache_dir=tmp_path / "cache")
+    _, as_other = _arrays(get_dataset(items, "train", OTHER_CLASSES, cfg, shuffle=False))  # same photos, 255 -> 3
+    _, partial = _arrays(get_dataset(items, "train", CLASSES, cfg, shuffle=False, unclassed_fg=True))
+    assert 3 in as_other and 255 not in as_other and 255 in partial and 3 not in partial

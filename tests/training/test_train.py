@@ -2,11 +2,12 @@
 import json
 
 import numpy as np
+import pytest
 
 from training.dataset import build_dataset_file
 from training.losses import class_weights, make_loss
 from training.model import build_model
-from training.train import TrainConfig, train
+from training.train import TrainConfig, evaluate_split, train, train_pixel_counts
 
 from .conftest import CLASSES, make_photo
 
@@ -14,6 +15,24 @@ from .conftest import CLASSES, make_photo
 def test_class_weights():
     w = class_weights(np.array([900, 100, 0, 25]), power=1.0)  # median freq of present classes = 100/1025
     assert w[2] == 0 and w[1] == 1.0 and w[3] == 4.0 and w[0] == np.float32(100 / 900)
+
+
+def test_255_pixels_are_neither_counted_nor_scored():
+    import tensorflow as tf
+
+    masks = np.array([0, 0, 1, 255, 255, 2], np.uint8).reshape(1, 1, 6, 1)
+    ds = [(tf.zeros((1, 1, 6, 3)), tf.constant(masks))]
+    assert train_pixel_counts(ds, 3).tolist() == [2, 1, 1]
+    logits = np.eye(3, dtype=np.float32)[[0, 1, 1, 0, 2, 2]].reshape(1, 1, 6, 3)  # 255s predicted bg and class 2
+    conf, fg = evaluate_split(lambda images, training: tf.constant(logits), ds, 3)
+    assert conf.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]] and fg.tolist() == [[1, 1], [0, 2]]
+
+
+def test_unclassed_fg_and_other_class_are_exclusive(tmp_path):
+    cfg = TrainConfig(run_dir=tmp_path / "run", classes=CLASSES + ("other",), unclassed_fg=True)
+    with pytest.raises(ValueError, match="pick one"):
+        train(cfg, [])
+    assert not (tmp_path / "run").exists()
 
 
 def test_few_steps_lower_the_loss():
