@@ -45,10 +45,10 @@ def test_few_steps_lower_the_loss():
     model = build_model(32, len(CLASSES), encoder_weights=None)
     loss = make_loss(np.ones(len(CLASSES), np.float32), dice_weight=0.5)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=loss, run_eagerly=True)
-    before = float(loss(y, model(x)))
-    model.fit(x, y, batch_size=8, epochs=6, verbose=0)
-    after = float(loss(y, model(x)))
-    assert after < 0.9 * before
+    # Judge the training-mode loss Keras records per step: inference-mode loss after a few steps depends on batch-norm
+    # moving averages that have barely moved yet, which made a before/after model(x) comparison flaky.
+    losses = model.fit(x, y, batch_size=8, epochs=8, verbose=0).history["loss"]
+    assert losses[-1] < 0.9 * losses[0]
 
 
 def test_train_two_phases_and_resume(tiny_data, tmp_path):
