@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from .images import ImageInfo, phash_of, upright
-from .manifest import JsonlAppender, ManifestRecord, ManifestWriter, read_manifest, resolve_image_path
+from .manifest import JsonlAppender, atomic_write_bytes, ManifestRecord, ManifestWriter, read_manifest, resolve_image_path
 
 log = logging.getLogger(__name__)
 
@@ -151,16 +150,7 @@ class ImageStore:
             self.mark_image(image_url, "near_duplicate")
             return StoreResult("near_duplicate", duplicate_of=near)
         final = self.images_dir / f"{sha}{info.ext}"
-        fd, tmp = tempfile.mkstemp(dir=self.images_dir, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(final, data)
         record = ManifestRecord(id=sha[:16], path=os.path.relpath(final, self.out_dir), sha256=sha,
                                 width=info.width, height=info.height, image_url=image_url,
                                 fetched_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta)

@@ -172,7 +172,7 @@ def test_kill_midway_and_resume_loses_and_duplicates_nothing(crawled, tmp_path):
     records = _manifest(out)
     assert sorted(r.sha256 for r in records) == expected  # nothing lost, nothing twice
     assert len(manifest.read_text().splitlines()) == len(expected)
-    assert not list((out / "images").glob("*.part"))
+    assert not list((out / "images").glob(".*.tmp"))
     assert len(list((out / "images").iterdir())) == len(expected)
     assert os.path.getsize(out / "crawl_state.jsonl") > 0
 
