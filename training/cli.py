@@ -59,10 +59,12 @@ def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
     if weights not in ("imagenet", "none") and not Path(weights).is_file():
         raise FileNotFoundError(f"encoder weights not found: {weights} (pass --encoder-weights imagenet|none|PATH)")
     return TrainConfig(run_dir=args.run_dir, classes=classes, input_size=args.input_size, decoder=args.decoder,
-                       alpha=args.alpha, width=args.width, encoder_weights=None if weights == "none" else str(weights),
+                       alpha=args.alpha, width=args.width, class_pool=args.class_pool,
+                       encoder_weights=None if weights == "none" else str(weights),
                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                        finetune_lr=args.finetune_lr, epochs_frozen=args.epochs_frozen,
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
+                       image_class_weight=args.image_class_weight,
                        repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
                        unclassed_fg=args.unclassed_fg, seed=args.seed,
                        profile=args.profile, cache_dir=args.cache_dir, verbose=args.keras_verbose)
@@ -168,6 +170,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--input-size", type=int, default=160)
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--width", type=int, default=96, help="fast decoder channels at stride 16")
+    p.add_argument("--class-pool", choices=["global", "masked"], default="global",
+                   help="fast decoder: average the class features over the photo or its predicted foreground")
     p.add_argument("--encoder-weights", default=str(ENCODER_WEIGHTS), help="PATH to the .h5, imagenet or none")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"], default="adam")
@@ -177,6 +181,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--epochs-finetune", type=int, default=6)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--dice-weight", type=float, default=1.0)
+    p.add_argument("--image-class-weight", type=float, default=0.0,
+                   help="weight of the image-level class loss (every photo counts once, whatever its area)")
     p.add_argument("--repeat-classed", type=int, default=3, help="repeat classed train photos N times per epoch")
     p.add_argument("--max-train-other", type=int, default=None, help="use at most N unclassed train photos")
     p.add_argument("--unclassed-fg", action="store_true",

@@ -52,7 +52,7 @@ def load_run_model(run_dir: Path):
         raise FileNotFoundError(f"{run_dir}: no trained run here (need config.json and best.weights.h5)")
     cfg = json.loads(cfg_path.read_text())
     model = build_model(cfg["input_size"], len(cfg["classes"]), cfg["alpha"], cfg["decoder"], None,
-                        cfg.get("width", 96))
+                        cfg.get("width", 96), cfg.get("class_pool", "global"))
     model.load_weights(weights)
     return model, cfg
 

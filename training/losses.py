@@ -19,8 +19,10 @@ def class_weights(pixel_counts: np.ndarray, max_weight: float = 10.0, power: flo
     return np.clip(w, 0.0, max_weight).astype(np.float32)
 
 
-def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: float | None = None):
-    """A Keras loss(y_true int N×H×W×1, logits N×H×W×C) = weighted CE + dice_weight × (1 − soft Dice).
+def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: float | None = None,
+              image_class_weight: float = 0.0, image_weights: np.ndarray | None = None):
+    """A Keras loss(y_true int N×H×W×1, logits N×H×W×C) = weighted CE + dice_weight × (1 − soft Dice)
+    + image_class_weight × image-level class CE.
 
     Pixels labelled 255 (foreground of an unclassed product) are partial labels: their CE term is −log(1 − p_bg)
     (any foreground class will do), weighted `unclassed_weight` (default: the mean weight of the foreground classes
@@ -34,6 +36,9 @@ def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: f
     if unclassed_weight is None and not fg_w.size:
         raise ValueError("no foreground class weight to give unclassed pixels")
     w_unclassed = float(np.mean(fg_w)) if unclassed_weight is None else float(unclassed_weight)
+    w_image = np.ones(num_classes, np.float32) if image_weights is None else np.asarray(image_weights, np.float32)
+    if w_image.shape != (num_classes,):
+        raise ValueError(f"image_weights needs {num_classes} entries, got {w_image.shape}")
 
     def weighted_ce_dice(y_true, logits):
         labels = ops.cast(ops.squeeze(y_true, -1), "int32")
@@ -55,6 +60,14 @@ def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: f
         present = ops.cast(ops.sum(onehot, axis=(0, 1, 2)) > 0, "float32")
         dice = (2.0 * inter + 1.0) / (denom + 1.0)
         dice = ops.sum(dice * present) / ops.maximum(ops.sum(present), 1.0)
-        return ce + dice_weight * (1.0 - dice)
+        loss = ce + dice_weight * (1.0 - dice)
+        if image_class_weight > 0:
+            fg_counts = ops.sum(onehot[..., 1:], axis=(1, 2))  # N×(C−1) labelled pixels per foreground class
+            has_class = ops.cast(ops.sum(fg_counts, axis=-1) > 0, "float32")
+            target = ops.one_hot(ops.argmax(fg_counts, axis=-1), num_classes - 1)
+            image_logp = ops.log_softmax(ops.mean(logits[..., 1:], axis=(1, 2)), axis=-1)
+            image_ce = -ops.sum(target * image_logp, axis=-1) * ops.sum(target * w_image[1:], axis=-1)
+            loss = loss + image_class_weight * ops.sum(image_ce * has_class) / ops.maximum(ops.sum(has_class), 1.0)
+        return loss
 
     return weighted_ce_dice

@@ -5,6 +5,7 @@ per-pixel class logits at the input resolution (NHWC).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DECODERS = ("fast", "pix2pix")
+CLASS_POOLS = ("global", "masked")
 
 # Encoder taps, from fine to coarse. The fast model stops at stride 16 (block_13_expand_relu): blocks 13-16 and
 # Conv_1 hold most of MobileNetV2's weights (~1.7 M of 2.26 M) and would not fit the 4 MB fp16 budget. Its skips are
@@ -38,6 +40,7 @@ class ModelConfig:
     decoder: str = "fast"
     encoder_weights: str | Path | None = None  # a local .h5, "imagenet" (Keras download) or None (random init)
     width: int = 96  # fast decoder: channels at stride 16; halves at each upsampling step (min 24)
+    class_pool: str = "global"  # fast decoder: average the class features over the whole photo or its foreground
 
 
 def _weights_arg(encoder_weights: str | Path | None) -> str | None:
@@ -68,6 +71,23 @@ def _sep_block(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
+@functools.cache
+def _masked_average_layer():
+    """A Keras layer: mean of features (N,h,w,C) weighted by a map (N,h,w,1) — the class features of the product's
+    cells, not of the studio background (which would dilute a small cup's features 10:1 under a global average)."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="roomfit")
+    class MaskedAverage(keras.layers.Layer):
+        def call(self, features, weights):
+            total = ops.sum(weights, axis=(1, 2))
+            # A photo with no foreground falls back to the global mean rather than dividing by ~0.
+            return (ops.sum(features * weights, axis=(1, 2)) + 1e-3 * ops.mean(features, axis=(1, 2))) / (total + 1e-3)
+
+    return MaskedAverage
+
+
 def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
     """Factorised head: a light U-Net decides foreground vs background per pixel, a global classifier decides which
     product it is; the logits are [bg, fg + class_k − max_j class_j], so argmax gives background where bg > fg and
@@ -75,8 +95,9 @@ def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
 
     Mask side: LR-ASPP-style 1×1 conv at stride 16 gated by global context, then bilinear ×2 steps that concatenate
     the encoder's narrow bottleneck skips (strides 8, 4, 2) with one separable conv each, two 1×1 maps (bg, fg) at
-    stride 2 and a bilinear ×2. Class side: global average pool of the stride-32 features, dropout, dense. A product
-    photo shows one product, so one class per image makes the class map consistent (no speckled class mixtures).
+    stride 2 and a bilinear ×2. Class side: average of the stride-32 features (over the whole photo, or with
+    class_pool="masked" over the predicted foreground), dropout, dense. A product photo shows one product, so one
+    class per image makes the class map consistent (no speckled class mixtures).
     """
     from keras import layers
 
@@ -95,9 +116,15 @@ def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
         x = _sep_block(x, w, name=f"up{i + 1}")
     bg = layers.Conv2D(1, 1, name="bg_logit")(x)
     fg = layers.Conv2D(1, 1, name="fg_logit")(x)
+    if cfg.class_pool == "masked":
+        cell = x.shape[1] // semantic.shape[1]  # stride-2 mask pixels per stride-32 feature cell
+        fg_prob = layers.Activation("sigmoid", name="class_fg_prob")(layers.Subtract(name="class_fg_margin")([fg, bg]))
+        cells = layers.AveragePooling2D(cell, name="class_fg_cells")(fg_prob)
+        c = _masked_average_layer()(name="class_pool")(semantic, cells)
+    else:
+        c = layers.GlobalAveragePooling2D(name="class_pool")(semantic)
     bg = layers.UpSampling2D(2, interpolation="bilinear", name="bg_resize")(bg)
     fg = layers.UpSampling2D(2, interpolation="bilinear", name="fg_resize")(fg)
-    c = layers.GlobalAveragePooling2D(name="class_pool")(semantic)
     c = layers.Dropout(0.3, name="class_dropout")(c)
     c = layers.Dense(n_fg, name="class_dense")(c)
     # Shift the class logits so the best is 0: then argmax says foreground exactly when fg > bg, however unsure the
@@ -125,14 +152,16 @@ def _pix2pix_decoder(skips: list, deep, semantic, cfg: ModelConfig):
 
 
 def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, decoder: str = "fast",
-                encoder_weights: str | Path | None = None, width: int = 96):
+                encoder_weights: str | Path | None = None, width: int = 96, class_pool: str = "global"):
     """Build the segmentation model: raw RGB 0..255 in, logits (N, H, W, classes) out."""
     import keras
     from keras import layers
 
-    cfg = ModelConfig(input_size, classes, alpha, decoder, encoder_weights, width)
+    cfg = ModelConfig(input_size, classes, alpha, decoder, encoder_weights, width, class_pool)
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r} (choose from {', '.join(DECODERS)})")
+    if class_pool not in CLASS_POOLS:
+        raise ValueError(f"unknown class pool {class_pool!r} (choose from {', '.join(CLASS_POOLS)})")
     if input_size < 32 or input_size % 32:
         raise ValueError(f"input size must be a multiple of 32 and at least 32, got {input_size}")
     if classes < 2:

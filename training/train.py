@@ -28,6 +28,7 @@ class TrainConfig:
     decoder: str = "fast"
     alpha: float = 1.0
     width: int = 96
+    class_pool: str = "global"  # fast decoder: "global" or "masked" (model.build_model)
     encoder_weights: str | None = None
     batch_size: int = 16
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
@@ -37,6 +38,7 @@ class TrainConfig:
     epochs_finetune: int = 6
     patience: int = 10
     dice_weight: float = 1.0
+    image_class_weight: float = 0.0  # image-level class CE (losses.make_loss), class-balanced by photo counts
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
     unclassed_fg: bool = False  # unclassed train photos as partial "some foreground class" labels (mask value 255)
@@ -149,6 +151,15 @@ def train_pixel_counts(ds, num_classes: int) -> np.ndarray:
     return counts
 
 
+def train_image_counts(items: list[Item], classes: tuple[str, ...]) -> np.ndarray:
+    """Classed train photos per class (background counted as 0)."""
+    counts = np.zeros(len(classes), np.int64)
+    for it in items:
+        if it.split == "train" and it.klass in classes:
+            counts[classes.index(it.klass)] += 1
+    return counts
+
+
 def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     """Run both phases (skipping what a previous run finished) and return the best checkpoint."""
     import keras
@@ -177,9 +188,12 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
     weights = class_weights(counts)
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
-    loss = make_loss(weights, cfg.dice_weight)
+    image_weights = class_weights(train_image_counts(items, cfg.classes))
+    image_weights[0] = 0.0  # background is never a photo's class
+    loss = make_loss(weights, cfg.dice_weight, image_class_weight=cfg.image_class_weight, image_weights=image_weights)
 
-    model = build_model(cfg.input_size, len(cfg.classes), cfg.alpha, cfg.decoder, cfg.encoder_weights, cfg.width)
+    model = build_model(cfg.input_size, len(cfg.classes), cfg.alpha, cfg.decoder, cfg.encoder_weights, cfg.width,
+                        cfg.class_pool)
     encoder = model.get_layer("encoder")
     best_path = run / "best.weights.h5"
     history_csv = run / "history.csv"

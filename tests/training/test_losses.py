@@ -66,3 +66,33 @@ def test_random_255_pixel_adds_its_ce_and_leaves_the_dice_alone():
     one_minus_dice = alone + math.log(p[0, 2])
     expected = (-math.log(p[0, 2]) - math.log(1 - p[1, 0])) / 2 + one_minus_dice
     assert float(loss(y, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+# (case, labels of one 1×W image per row, logits per pixel (shared by a row's pixels), image weights, expected term)
+IMAGE_CASES = [
+    # One image of class 1; fg channels (1, 2) have spatial mean (0, log 3): p(class 1) = 1/4.
+    ("one image, uniform logits", [[1, 0]], [0.0, 0.0, L3], None, math.log(4.0)),
+    ("image weight scales its term", [[1, 0]], [0.0, 0.0, L3], [0, 3, 1], 3 * math.log(4.0)),
+    # The majority class among labelled pixels is the photo's class; p(class 2) = 3/4.
+    ("majority class wins", [[2, 2, 1]], [0.0, 0.0, L3], None, -math.log(0.75)),
+    # A photo with only background and 255 has no class: the mean runs over the other photo alone.
+    ("unclassed photo left out", [[1, 0], [255, 0]], [0.0, 0.0, L3], None, math.log(4.0)),
+    ("background-only batch adds nothing", [[0, 0]], [0.0, 0.0, L3], None, 0.0),
+]
+
+
+@pytest.mark.parametrize("rows, pixel_logits, image_weights, expected", [c[1:] for c in IMAGE_CASES],
+                         ids=[c[0] for c in IMAGE_CASES])
+def test_image_class_term(rows, pixel_logits, image_weights, expected):
+    w = np.ones(3, np.float32)
+    y = np.array(rows, np.int32).reshape(len(rows), 1, -1, 1)
+    logits = np.broadcast_to(np.array(pixel_logits, np.float32), (*y.shape[:3], 3)).copy()
+    iw = None if image_weights is None else np.array(image_weights, np.float32)
+    with_term = float(make_loss(w, 1.0, image_class_weight=1.0, image_weights=iw)(y, logits))
+    without = float(make_loss(w, 1.0)(y, logits))
+    assert with_term - without == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_image_weights_must_match_the_classes():
+    with pytest.raises(ValueError, match="3 entries"):
+        make_loss(np.ones(3, np.float32), image_class_weight=1.0, image_weights=np.ones(2, np.float32))

@@ -33,6 +33,7 @@ def test_fast_is_much_cheaper_than_pix2pix():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"decoder": "unet"}, "unknown decoder"),
+    ({"class_pool": "max"}, "unknown class pool"),
     ({"input_size": 50}, "multiple of 32"),
     ({"encoder_weights": "/nonexistent/w.h5"}, "not found"),
 ])
@@ -52,3 +53,20 @@ def test_fast_model_gives_one_class_per_photo():
         assert len(set(np.unique(p)) - {0}) <= 1
     # foreground exactly where the best foreground logit beats background, whatever the class confidence
     assert np.array_equal(pred != 0, logits[..., 1:].max(-1) > logits[..., 0])
+
+
+def test_masked_class_pool_averages_the_foreground_cells():
+    """The class features of a photo are the mean over the cells the mask calls foreground, not over the photo."""
+    import keras
+
+    model = build_model(64, 4, encoder_weights=None, class_pool="masked")
+    pool = model.get_layer("class_pool")
+    features = np.zeros((1, 2, 2, 3), np.float32)
+    features[0, 0, 0] = [4.0, 0.0, 0.0]  # the product's cell
+    features[0, 1, 1] = [0.0, 8.0, 0.0]  # a background cell
+    weights = np.zeros((1, 2, 2, 1), np.float32)
+    weights[0, 0, 0] = 1.0
+    got = keras.ops.convert_to_numpy(pool(features, weights))[0]
+    assert got == pytest.approx([4.0, 0.0, 0.0], abs=0.01)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    assert model(x).shape == (2, 64, 64, 4)
