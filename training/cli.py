@@ -66,7 +66,7 @@ def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
                        image_class_weight=args.image_class_weight,
                        repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
-                       unclassed_fg=args.unclassed_fg, seed=args.seed,
+                       unclassed_fg=args.unclassed_fg, train_on_val=args.train_on_val, seed=args.seed,
                        profile=args.profile, cache_dir=args.cache_dir, verbose=args.keras_verbose)
 
 
@@ -187,6 +187,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--max-train-other", type=int, default=None, help="use at most N unclassed train photos")
     p.add_argument("--unclassed-fg", action="store_true",
                    help="train also on unclassed photos as partial labels ('some foreground class'; needs --no-other)")
+    p.add_argument("--train-on-val", action="store_true",
+                   help="final fit: train on train+val for the full schedule and keep the last weights")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--profile", action="store_true", help="TF profiler on batches 2-4 (TensorBoard Profile tab)")
     p.add_argument("--cache-dir", type=Path, default=Path("runs/cache"))
