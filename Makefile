@@ -65,12 +65,15 @@ label: data
 		--include-unclassed --sheet runs/contact_sheet.png
 
 # ---- model: train the fast model and the pix2pix baseline on the same split, export, evaluate on the test split ----
+# The shipped recipe (README "Model"): the unclassed photos (600 of them) as partial foreground labels, the
+# image-level class loss, and a final fit on train + val with the schedule chosen on val. Both models get it.
 RUN      ?= runs/train_fast
 BASELINE ?= runs/train_pix2pix
-TRAIN_ARGS ?=
+TRAIN_ARGS ?= --unclassed-fg --max-train-other 600 --image-class-weight 1 --train-on-val
+FAST_ARGS ?=
 
 train: $(VENV)/.dev
-	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS)
+	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS) $(FAST_ARGS)
 	$(PY) -m training train --run-dir $(BASELINE) --decoder pix2pix --encoder-weights $(ENCODER_WEIGHTS) \
 		--lr 1e-3 $(TRAIN_ARGS)
 
