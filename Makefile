@@ -67,10 +67,12 @@ label: data
 # ---- model: train the fast model and the pix2pix baseline on the same split, export, evaluate on the test split ----
 # The shipped recipe (README "Model"): the unclassed photos (600 of them) as partial foreground labels, the
 # image-level class loss, and a final fit on train + val with the schedule chosen on val. Both models get it.
+# FAST_ARGS is for fast-decoder-only options (e.g. --class-pool masked, or --input-size 224: see README "Model").
 RUN      ?= runs/train_fast
 BASELINE ?= runs/train_pix2pix
 TRAIN_ARGS ?= --unclassed-fg --max-train-other 600 --image-class-weight 1 --train-on-val
 FAST_ARGS ?=
+MODEL_VERSION ?= 1.1.0
 
 train: $(VENV)/.dev
 	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS) $(FAST_ARGS)
@@ -78,7 +80,7 @@ train: $(VENV)/.dev
 		--lr 1e-3 $(TRAIN_ARGS)
 
 export: $(VENV)/.dev
-	$(PY) -m training export --run-dir $(RUN) --work-dir models/_work/fast
+	$(PY) -m training export --run-dir $(RUN) --work-dir models/_work/fast --version $(MODEL_VERSION)
 	$(PY) -m training export --run-dir $(BASELINE) --work-dir models/_work/pix2pix --no-ship
 
 evaluate: export
