@@ -154,6 +154,18 @@ def train_pixel_counts(ds, num_classes: int) -> np.ndarray:
     return counts
 
 
+def fit_items(items: list[Item], train_on_val: bool = False, max_train_other: int | None = None) -> list[Item]:
+    """The items a run sees: with `train_on_val` a train copy of every val item (val itself stays for monitoring),
+    then at most `max_train_other` unclassed train items (the first ones in the dataset file's id order)."""
+    if train_on_val:
+        items = items + [replace(it, split="train") for it in items if it.split == "val"]
+    if max_train_other is None:
+        return items
+    unclassed_train = [i for i, it in enumerate(items) if it.split == "train" and it.klass is None]
+    drop = set(unclassed_train[max_train_other:])
+    return [it for i, it in enumerate(items) if i not in drop]
+
+
 def train_image_counts(items: list[Item], classes: tuple[str, ...]) -> np.ndarray:
     """Classed train photos per class (background counted as 0)."""
     counts = np.zeros(len(classes), np.int64)
@@ -177,12 +189,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run / "config.json", {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()})
-    if cfg.train_on_val:
-        items = items + [replace(it, split="train") for it in items if it.split == "val"]
-    if cfg.max_train_other is not None:
-        others = [it for it in items if it.split == "train" and it.klass is None][cfg.max_train_other:]
-        drop = {it.id for it in others}
-        items = [it for it in items if it.id not in drop]
+    items = fit_items(items, cfg.train_on_val, cfg.max_train_other)
     pipe = PipelineConfig(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=cfg.seed,
                           cache_dir=cfg.cache_dir)
     train_ds = get_dataset(items, "train", cfg.classes, pipe, repeat_classed=cfg.repeat_classed,

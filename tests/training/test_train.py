@@ -7,7 +7,8 @@ import pytest
 from training.dataset import build_dataset_file
 from training.losses import class_weights, make_loss
 from training.model import build_model
-from training.train import TrainConfig, evaluate_split, train, train_image_counts, train_pixel_counts
+from training.train import (TrainConfig, evaluate_split, fit_items, train, train_image_counts,
+                            train_pixel_counts)
 
 from .conftest import CLASSES, make_photo
 
@@ -65,11 +66,26 @@ def test_train_two_phases_and_resume(tiny_data, tmp_path):
     assert again.epochs == 2
 
 
+def test_fit_items_adds_val_to_train_and_caps_unclassed(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+
+    def count(its, split, classed):
+        return sum(it.split == split and (it.klass is not None) == classed for it in its)
+
+    fit = fit_items(items, train_on_val=True)
+    assert count(fit, "train", True) == count(items, "train", True) + count(items, "val", True)
+    assert count(fit, "val", True) == count(items, "val", True) > 0  # val stays for monitoring
+    assert train_image_counts(fit, CLASSES).sum() == count(fit, "train", True)
+    capped = fit_items(items, train_on_val=True, max_train_other=1)
+    assert count(capped, "train", False) == 1
+    assert count(capped, "val", False) == count(items, "val", False)  # the cap never touches val
+    assert fit_items(items) == items
+
+
 def test_final_fit_trains_on_val_for_every_epoch(tiny_data, tmp_path):
     manifest, labels = tiny_data
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
-    n_val = sum(it.split == "val" and it.klass is not None for it in items)
-    before = train_image_counts(items, CLASSES).sum()
     cfg = TrainConfig(run_dir=tmp_path / "run", classes=CLASSES, input_size=32, batch_size=8, epochs_frozen=3,
                       epochs_finetune=0, patience=1, unclassed_fg=True, image_class_weight=1.0, class_pool="masked",
                       train_on_val=True, verbose=0, run_eagerly=True)
@@ -77,4 +93,3 @@ def test_final_fit_trains_on_val_for_every_epoch(tiny_data, tmp_path):
     assert result.epochs == 3  # no early stopping on photos the model has seen
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["val_seen_in_training"] is True
-    assert n_val > 0 and before == sum(it.split == "train" and it.klass is not None for it in items)
