@@ -180,7 +180,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     import keras
 
     from .losses import class_weights, make_loss
-    from .model import build_model
+    from .model import build_model, set_encoder_trainable
 
     if cfg.unclassed_fg and OTHER in cfg.classes:
         raise ValueError("unclassed_fg and the 'other' class are alternative uses of unclassed photos: pick one")
@@ -206,7 +206,6 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
 
     model = build_model(cfg.input_size, len(cfg.classes), cfg.alpha, cfg.decoder, cfg.encoder_weights, cfg.width,
                         cfg.class_pool)
-    encoder = model.get_layer("encoder")
     best_path = run / "best.weights.h5"
     history_csv = run / "history.csv"
     best = -np.inf
@@ -223,7 +222,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             continue
         if best_path.exists():  # continue from the best weights of the previous phase
             model.load_weights(best_path)
-        encoder.trainable = trainable
+        set_encoder_trainable(model, trainable)
         steps = sum(1 for _ in train_ds) * epochs
         # Cosine decay in both phases: a constant rate left the frozen phase's validation IoU oscillating.
         schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.model import build_model, count_macs
+from training.model import build_model, count_macs, set_encoder_trainable
 
 
 @pytest.mark.parametrize("decoder", ["fast", "pix2pix"])
@@ -70,3 +70,27 @@ def test_masked_class_pool_averages_the_foreground_cells():
     assert got == pytest.approx([4.0, 0.0, 0.0], abs=0.01)
     x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
     assert model(x).shape == (2, 64, 64, 4)
+
+
+def test_unfrozen_encoder_keeps_its_batch_norm_frozen():
+    """Fine-tuning trains the encoder's weights but neither re-estimates nor trains its batch-norm statistics."""
+    import keras
+
+    model = build_model(64, 3, alpha=0.35, encoder_weights=None)
+    encoder = model.get_layer("encoder")
+    set_encoder_trainable(model, True)
+    assert encoder.trainable and any(layer.trainable for layer in encoder.layers)
+    norms = [layer for layer in encoder.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and not any(layer.trainable for layer in norms)
+    encoder_convs = {id(v) for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)
+                     for v in layer.trainable_weights}
+    assert encoder_convs & {id(v) for v in model.trainable_weights}
+    before = [n.moving_mean.numpy().copy() for n in norms]
+    x = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    probe = keras.Model(model.input, model.get_layer("encoder")(model.get_layer("normalize").output)[0])
+    np.testing.assert_allclose(probe(x, training=True).numpy(), probe(x, training=False).numpy(), atol=1e-4)
+    model(x, training=True)
+    for b, n in zip(before, norms):
+        np.testing.assert_array_equal(b, n.moving_mean.numpy())
+    set_encoder_trainable(model, False)
+    assert not {id(v) for v in encoder.weights} & {id(v) for v in model.trainable_weights}
