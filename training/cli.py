@@ -62,7 +62,7 @@ def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
                        alpha=args.alpha, width=args.width, class_pool=args.class_pool,
                        encoder_weights=None if weights == "none" else str(weights),
                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                       finetune_lr=args.finetune_lr, epochs_frozen=args.epochs_frozen,
+                       finetune_lr=args.finetune_lr, unfreeze_from=args.unfreeze_from, epochs_frozen=args.epochs_frozen,
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
                        image_class_weight=args.image_class_weight,
                        repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
@@ -177,6 +177,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"], default="adam")
     p.add_argument("--lr", type=float, default=3e-3, help="frozen-encoder phase (the sweep's best)")
     p.add_argument("--finetune-lr", type=float, default=3e-5)
+    p.add_argument("--unfreeze-from", metavar="LAYER", default=None,
+                   help="first MobileNetV2 layer trained when fine-tuning, e.g. block_13_expand (default: all)")
     p.add_argument("--epochs-frozen", type=int, default=24)
     p.add_argument("--epochs-finetune", type=int, default=6)
     p.add_argument("--patience", type=int, default=10)

@@ -178,18 +178,23 @@ def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, de
     return keras.Model(inputs, outputs, name=f"roomfit_seg_{decoder}")
 
 
-def set_encoder_trainable(model, trainable: bool) -> None:
+def set_encoder_trainable(model, trainable: bool, unfreeze_from: str | None = None) -> None:
     """Freeze or unfreeze the model's encoder for fine-tuning; its batch-norm layers stay frozen either way.
 
     A trainable BatchNormalization layer normalises with the batch's statistics while training and drifts its moving
     averages: with batches of 16 product photos that replaced the ImageNet statistics and cost validation IoU at every
-    fine-tuning epoch. A frozen one (Keras 3) runs in inference mode, whatever the training flag says."""
+    fine-tuning epoch. A frozen one (Keras 3) runs in inference mode, whatever the training flag says.
+    `unfreeze_from` names the first encoder layer to train (e.g. "block_13_expand"); the ones before it stay frozen."""
     from keras import layers
 
     encoder = model.get_layer("encoder")
     encoder.trainable = trainable
-    for layer in encoder.layers:
-        if isinstance(layer, layers.BatchNormalization):
+    names = [layer.name for layer in encoder.layers]
+    if unfreeze_from is not None and unfreeze_from not in names:
+        raise ValueError(f"unfreeze_from: the encoder has no layer {unfreeze_from!r}")
+    first = names.index(unfreeze_from) if trainable and unfreeze_from else 0
+    for i, layer in enumerate(encoder.layers):
+        if i < first or isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
 
 

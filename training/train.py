@@ -34,6 +34,9 @@ class TrainConfig:
     optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
     lr: float = 3e-3
     finetune_lr: float = 3e-5
+    # First encoder layer trained in the fine-tuning phase (None: all of it). Fine-tuning the whole encoder on ~200
+    # classed photos memorised them (train loss 0.69 -> 0.26 in 4 epochs) while validation IoU fell.
+    unfreeze_from: str | None = None
     epochs_frozen: int = 24
     epochs_finetune: int = 6
     patience: int = 10
@@ -222,7 +225,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             continue
         if best_path.exists():  # continue from the best weights of the previous phase
             model.load_weights(best_path)
-        set_encoder_trainable(model, trainable)
+        set_encoder_trainable(model, trainable, cfg.unfreeze_from)
         steps = sum(1 for _ in train_ds) * epochs
         # Cosine decay in both phases: a constant rate left the frozen phase's validation IoU oscillating.
         schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05)

@@ -94,3 +94,19 @@ def test_unfrozen_encoder_keeps_its_batch_norm_frozen():
         np.testing.assert_array_equal(b, n.moving_mean.numpy())
     set_encoder_trainable(model, False)
     assert not {id(v) for v in encoder.weights} & {id(v) for v in model.trainable_weights}
+
+
+def test_partial_unfreeze_trains_only_the_top_of_the_encoder():
+    import keras
+
+    model = build_model(64, 3, alpha=0.35, encoder_weights=None)
+    encoder = model.get_layer("encoder")
+    set_encoder_trainable(model, True, unfreeze_from="block_13_expand")
+    names = [layer.name for layer in encoder.layers]
+    first = names.index("block_13_expand")
+    assert not any(layer.trainable for layer in encoder.layers[:first])
+    trained = [layer.name for layer in encoder.layers[first:] if layer.trainable]
+    assert "block_13_expand" in trained and "block_14_project" in trained
+    assert not any(isinstance(encoder.get_layer(n), keras.layers.BatchNormalization) for n in trained)
+    with pytest.raises(ValueError, match="no layer 'block_99'"):
+        set_encoder_trainable(model, True, unfreeze_from="block_99")
