@@ -52,8 +52,8 @@ def interleaved_latency(files: dict[str, Path], threads: int, rounds: int) -> di
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison table."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--fast-run", type=Path, default=Path("runs/fast_224"))
-    p.add_argument("--baseline-run", type=Path, default=Path("runs/pix2pix_224"))
+    p.add_argument("--fast-run", type=Path, default=Path("runs/train_fast"))
+    p.add_argument("--baseline-run", type=Path, default=Path("runs/train_pix2pix"))
     p.add_argument("--fast-export", type=Path, default=Path("models/_work/fast"))
     p.add_argument("--baseline-export", type=Path, default=Path("models/_work/pix2pix"))
     p.add_argument("--metrics", type=Path, default=Path("models/eval/metrics.json"))
