@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             files[f"{name}/{kind}"] = export / f"roomfit_seg_{kind}.tflite"
         m = metrics.get(name, {}).get("classed", {})
         row["test mean IoU (9 classes)"] = m.get("mean_iou", float("nan"))
+        for key, label in (("mean_iou_ci95", "mean IoU"), ("foreground_iou_ci95", "foreground IoU")):
+            if key in m:  # bootstrap over the test photos (metrics.json from an evaluate run that recorded it)
+                row[f"test {label}, 95% interval"] = f"{m[key][0]:.3f}–{m[key][1]:.3f}"
         row["test mean IoU, dominant label"] = m.get("mean_iou_dominant", float("nan"))
         row["test foreground IoU"] = m.get("foreground_iou", float("nan"))
         row["test category accuracy"] = m.get("category_accuracy", float("nan"))

@@ -97,6 +97,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(bounds: list[float]) -> str:
+    """A bootstrap interval for printing."""
+    return f"{bounds[0]:.3f}..{bounds[1]:.3f}"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Score the models on the test split and write metrics.json + plots."""
     from .evaluate import EvalConfig, ModelUnderTest, evaluate, headline
@@ -112,8 +117,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                   threads=args.threads), _items(args, classes), classes)
     for name, m in metrics["models"].items():
         c = m["classed"]
-        print(f"{name}: test mean IoU {c['mean_iou']:.4f} (dominant-label {c['mean_iou_dominant']:.4f}), "
-              f"fg IoU {c['foreground_iou']:.4f}, category acc {c['category_accuracy']:.3f}")
+        print(f"{name}: test mean IoU {c['mean_iou']:.4f} (95% CI {_interval(c['mean_iou_ci95'])}; dominant-label "
+              f"{c['mean_iou_dominant']:.4f}), fg IoU {c['foreground_iou']:.4f} "
+              f"(95% CI {_interval(c['foreground_iou_ci95'])}), category acc {c['category_accuracy']:.3f}")
+    if "comparison" in metrics:
+        cmp = metrics["comparison"]
+        print(f"{cmp['a']} - {cmp['b']} on the same photos, 95% CI: mean IoU {_interval(cmp['mean_iou_diff_ci95'])}, "
+              f"fg IoU {_interval(cmp['foreground_iou_diff_ci95'])}")
     if args.model_json.exists():
         update_model_json_metrics(args.model_json, headline(metrics, "fast"))
         print(f"metrics written into {args.model_json}")

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from .dataset import OTHER, Item, mask_lookup, select
 from .io import atomic_write_json
-from .metrics import confusion_matrix, dominant_class, foreground_confusion, iou_per_class, mean_iou, pixel_accuracy
+from .metrics import (bootstrap_ci, confusion_matrix, dominant_class, foreground_confusion, iou_per_class, mean_iou,
+                      pixel_accuracy)
 from .train import finite_dict, scored_ids
 
 log = logging.getLogger(__name__)
@@ -59,36 +60,69 @@ def predict_full(model, image: np.ndarray, size: int) -> np.ndarray:
     return np.argmax(logits.numpy()[0], axis=-1).astype(np.uint8)
 
 
-def score_model(model, size: int, items: list[Item], classes: tuple[str, ...]) -> dict:
-    """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy over `items` at full resolution;
-    `dominant` variants relabel every foreground pixel with the image's product label (the web app's rule)."""
+@dataclass
+class PhotoScores:
+    """Per-photo confusion matrices of one model on a list of photos (photos on axis 0), for sums and bootstraps."""
+
+    conf: np.ndarray  # (photos, classes, classes) pixel counts
+    conf_dominant: np.ndarray  # the same with every foreground pixel relabelled with the photo's product label
+    fg: np.ndarray  # (photos, 2, 2) background/foreground
+    right: np.ndarray  # (photos,) 1 if the photo's product label is its class, 0 if not, -1 if it has no class
+
+
+def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...]) -> PhotoScores:
+    """Run the model on each photo at full resolution and keep its confusion matrices."""
     n = len(classes)
     lookup = mask_lookup(classes)
     other = classes.index(OTHER) if OTHER in classes else None
-    conf = np.zeros((n, n), np.int64)
-    conf_dom = np.zeros((n, n), np.int64)
-    fg = np.zeros((2, 2), np.int64)
-    right = total = 0
+    conf, conf_dom, fg, right = [], [], [], []
     for item in tqdm(items, desc="evaluate", unit="img", leave=False):
         image, truth = load_pair(item, lookup)
         pred = predict_full(model, image, size)
         label = dominant_class(pred, n, other)
-        conf += confusion_matrix(truth, pred, n)
-        conf_dom += confusion_matrix(truth, np.where(pred != 0, label, 0), n)
-        fg += foreground_confusion(truth, pred)
-        if item.klass is not None:
-            total += 1
-            right += int(label == classes.index(item.klass))
+        conf.append(confusion_matrix(truth, pred, n))
+        conf_dom.append(confusion_matrix(truth, np.where(pred != 0, label, 0), n))
+        fg.append(foreground_confusion(truth, pred))
+        right.append(-1 if item.klass is None else int(label == classes.index(item.klass)))
+    return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right))
+
+
+def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 2000) -> dict:
+    """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy, with 95% bootstrap intervals over
+    photos for the headline IoUs; `dominant` variants use the web app's one-label-per-photo rule."""
     ids = scored_ids(classes)
-    return {
-        "images": len(items),
+    conf, conf_dom, fg = scores.conf.sum(0), scores.conf_dominant.sum(0), scores.fg.sum(0)
+    classed = scores.right[scores.right >= 0]
+    out = {
+        "images": len(scores.right),
         "mean_iou": mean_iou(conf, ids),
         "mean_iou_dominant": mean_iou(conf_dom, ids),
         "foreground_iou": float(iou_per_class(fg)[1]),
         "pixel_accuracy": pixel_accuracy(conf),
-        "category_accuracy": right / total if total else float("nan"),
+        "category_accuracy": float(classed.mean()) if classed.size else float("nan"),
         "iou_per_class": finite_dict(classes, iou_per_class(conf)),
         "iou_per_class_dominant": finite_dict(classes, iou_per_class(conf_dom)),
+    }
+    if bootstrap:
+        out["mean_iou_ci95"] = list(bootstrap_ci(lambda c: mean_iou(c, ids), [scores.conf], n=bootstrap))
+        out["foreground_iou_ci95"] = list(bootstrap_ci(lambda f: float(iou_per_class(f)[1]), [scores.fg],
+                                                       n=bootstrap))
+    return out
+
+
+def score_model(model, size: int, items: list[Item], classes: tuple[str, ...]) -> dict:
+    """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy over `items` at full resolution."""
+    return summarize(score_photos(model, size, items, classes), classes)
+
+
+def compare(a: PhotoScores, b: PhotoScores, classes: tuple[str, ...], bootstrap: int = 2000) -> dict:
+    """Paired bootstrap intervals of model a minus model b on the same photos (mean IoU and foreground IoU)."""
+    ids = scored_ids(classes)
+    return {
+        "mean_iou_diff_ci95": list(bootstrap_ci(lambda x, y: mean_iou(x, ids) - mean_iou(y, ids),
+                                                [a.conf, b.conf], n=bootstrap)),
+        "foreground_iou_diff_ci95": list(bootstrap_ci(lambda x, y: float(iou_per_class(x)[1] - iou_per_class(y)[1]),
+                                                      [a.fg, b.fg], n=bootstrap)),
     }
 
 
@@ -160,6 +194,7 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
         raise ValueError("the test split has no classed products")
     out = {"split": "test", "classes": list(classes), "scored_classes": [classes[i] for i in scored_ids(classes)],
            "resolution": "full photo resolution (logits upsampled bilinear before argmax)", "models": {}}
+    photo_scores: dict[str, PhotoScores] = {}
     for mut in cfg.models:
         model, run_cfg = load_run_model(mut.run_dir)
         if tuple(run_cfg["classes"]) != tuple(classes):
@@ -169,15 +204,20 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
                  len(test_all) - len(test_classed))
         from .model import count_macs
 
+        photo_scores[mut.name] = score_photos(model, size, test_classed, classes)
         entry = {"run_dir": str(mut.run_dir), "input_size": size, "decoder": run_cfg["decoder"],
                  "params": int(model.count_params()), "macs": count_macs(model),
-                 "classed": score_model(model, size, test_classed, classes),
+                 "classed": summarize(photo_scores[mut.name], classes),
                  "files": file_stats(model, mut.export_dir, size, cfg.latency_images, cfg.threads)}
         if len(test_all) > len(test_classed):
             entry["all"] = score_model(model, size, test_all, classes)
         history = Path(mut.run_dir) / "history.csv"
         entry["history"] = str(history) if history.exists() else None
         out["models"][mut.name] = entry
+    if len(cfg.models) >= 2:  # the shipped model minus the baseline, on the same classed test photos
+        first, second = cfg.models[0].name, cfg.models[1].name
+        out["comparison"] = {"a": first, "b": second,
+                             **compare(photo_scores[first], photo_scores[second], classes)}
     if cfg.teacher_model is not None and Path(cfg.teacher_model).is_file():
         out["teacher"] = teacher_stats(cfg.teacher_model, test_classed)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +235,9 @@ def headline(metrics: dict, name: str) -> dict:
             "test_foreground_iou": round(c["foreground_iou"], 4), "test_pixel_accuracy": round(c["pixel_accuracy"], 4),
             "test_category_accuracy": round(c["category_accuracy"], 4), "test_iou_per_class": c["iou_per_class"],
             "macs": m["macs"], "params": m["params"]}
+    for key in ("mean_iou_ci95", "foreground_iou_ci95"):  # 95% bootstrap intervals over the test photos
+        if key in c:
+            head[f"test_{key}"] = [round(v, 4) for v in c[key]]
     if "all" in m:
         head["test_images_all"] = m["all"]["images"]
         head["test_mean_iou_all"] = round(m["all"]["mean_iou"], 4)

@@ -60,3 +60,25 @@ def dominant_class(pred: np.ndarray, num_classes: int, other: int | None = None)
     if other is not None and counts.sum() > counts[other]:
         counts[other] = 0
     return int(counts.argmax()) if counts.sum() else 0
+
+
+def bootstrap_ci(statistic, samples: list[np.ndarray], n: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(*sums)` over photos resampled with replacement.
+
+    `samples` holds per-photo arrays (photos on axis 0, e.g. one confusion matrix each), all resampled with the same
+    indices so that a difference between two models on the same photos is a paired comparison. With 44 test photos
+    one rare-class photo moves the 9-class mean IoU by ~0.1; the interval says how far apart two numbers must be."""
+    arrays = [np.asarray(s) for s in samples]
+    count = len(arrays[0])
+    if count == 0 or any(len(a) != count for a in arrays):
+        raise ValueError("bootstrap needs the same non-zero number of photos in every sample")
+    rng = np.random.default_rng(seed)
+    stats = np.array([statistic(*(a[idx].sum(0) for a in arrays))
+                      for idx in rng.integers(0, count, size=(n, count))], dtype=np.float64)
+    stats = stats[~np.isnan(stats)]
+    if not stats.size:
+        return float("nan"), float("nan")
+    tail = (1.0 - level) / 2 * 100
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return float(lo), float(hi)

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (confusion_matrix, dominant_class, foreground_iou, iou_per_class, mean_iou,
-                              pixel_accuracy)
+from training.metrics import (bootstrap_ci, confusion_matrix, dominant_class, foreground_iou, iou_per_class,
+                              mean_iou, pixel_accuracy)
 
 NAN = float("nan")
 
@@ -65,3 +65,38 @@ def test_confusion_rejects_bad_input():
         confusion_matrix(np.array([0, 5]), np.array([0, 1]), 3)
     with pytest.raises(ValueError):
         confusion_matrix(np.array([0, 1]), np.array([0]), 3)
+
+
+def _fg_iou(conf):
+    return float(iou_per_class(conf)[1])
+
+
+RIGHT = np.array([[3, 0], [0, 1]])  # a photo whose one product pixel is found
+WRONG = np.array([[3, 1], [1, 0]])  # a photo whose product pixel is missed and a background pixel called product
+
+
+@pytest.mark.parametrize("photos, expected", [
+    ([RIGHT] * 5, (1.0, 1.0)),  # identical photos: every resample is the same, the interval is a point
+    ([WRONG] * 5, (0.0, 0.0)),
+    # Two photos, one right and one wrong: resamples are {right, right} (IoU 1), {wrong, wrong} (0) or one of each
+    # (1/3), a quarter, a quarter and a half of the time, so the 95% interval runs from 0 to 1.
+    ([RIGHT, WRONG], (0.0, 1.0)),
+])
+def test_bootstrap_interval(photos, expected):
+    assert bootstrap_ci(_fg_iou, [np.stack(photos)], n=500) == pytest.approx(expected)
+
+
+def test_bootstrap_is_paired_and_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    photos = rng.integers(0, 20, size=(30, 3, 3))
+    same = bootstrap_ci(lambda a, b: mean_iou(a) - mean_iou(b), [photos, photos.copy()], n=300)
+    assert same == (0.0, 0.0)  # the same photos drawn for both models: no spurious difference
+    lo, hi = bootstrap_ci(mean_iou, [photos], n=300)
+    assert lo < mean_iou(photos.sum(0)) < hi
+
+
+def test_bootstrap_rejects_mismatched_samples():
+    with pytest.raises(ValueError, match="same non-zero number"):
+        bootstrap_ci(mean_iou, [np.zeros((3, 2, 2)), np.zeros((2, 2, 2))])
+    with pytest.raises(ValueError, match="same non-zero number"):
+        bootstrap_ci(mean_iou, [np.zeros((0, 2, 2))])
