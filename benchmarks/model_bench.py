@@ -83,12 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("fp32", "fp16"):
             files[f"{name}/{kind}"] = export / f"roomfit_seg_{kind}.tflite"
         m = metrics.get(name, {}).get("classed", {})
-        row["test mean IoU (9 classes)"] = m.get("mean_iou", float("nan"))
-        for key, label in (("mean_iou_ci95", "mean IoU"), ("foreground_iou_ci95", "foreground IoU")):
-            if key in m:  # bootstrap over the test photos (metrics.json from an evaluate run that recorded it)
-                row[f"test {label}, 95% interval"] = f"{m[key][0]:.3f}–{m[key][1]:.3f}"
-        row["test mean IoU, dominant label"] = m.get("mean_iou_dominant", float("nan"))
-        row["test foreground IoU"] = m.get("foreground_iou", float("nan"))
+        for key, label in (("mean_iou", "mean IoU (9 classes)"), ("mean_iou_dominant", "mean IoU, dominant label"),
+                           ("foreground_iou", "foreground IoU")):
+            row[f"test {label}"] = m.get(key, float("nan"))
+            if f"{key}_ci95" in m:  # bootstrap over the test photos, from an evaluate run that recorded it
+                row[f"test {label}, 95% interval"] = "{:.3f}–{:.3f}".format(*m[f"{key}_ci95"])
         row["test category accuracy"] = m.get("category_accuracy", float("nan"))
     lat = interleaved_latency(files, args.threads, args.rounds)
     for name in models:
