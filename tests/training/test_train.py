@@ -57,7 +57,7 @@ def test_train_two_phases_and_resume(tiny_data, tmp_path):
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
     classes = CLASSES + ("other",)
     cfg = TrainConfig(run_dir=tmp_path / "run", classes=classes, input_size=32, batch_size=8, epochs_frozen=1,
-                      epochs_finetune=1, verbose=0, run_eagerly=True)
+                      epochs_finetune=1, unfreeze_from="block_13_expand", verbose=0, run_eagerly=True)
     result = train(cfg, items)
     assert result.weights.exists() and result.epochs == 2
     assert json.loads((tmp_path / "run" / "finetune.done.json").read_text())["epochs"] == 2
