@@ -87,6 +87,11 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...]) 
     return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right))
 
 
+def _foreground(fg: np.ndarray) -> float:
+    """Foreground IoU from a summed 2×2 background/foreground confusion."""
+    return float(iou_per_class(fg)[1])
+
+
 def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 2000) -> dict:
     """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy, with 95% bootstrap intervals over
     photos for the headline IoUs; `dominant` variants use the web app's one-label-per-photo rule."""
@@ -97,7 +102,7 @@ def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 20
         "images": len(scores.right),
         "mean_iou": mean_iou(conf, ids),
         "mean_iou_dominant": mean_iou(conf_dom, ids),
-        "foreground_iou": float(iou_per_class(fg)[1]),
+        "foreground_iou": _foreground(fg),
         "pixel_accuracy": pixel_accuracy(conf),
         "category_accuracy": float(classed.mean()) if classed.size else float("nan"),
         "iou_per_class": finite_dict(classes, iou_per_class(conf)),
@@ -105,8 +110,7 @@ def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 20
     }
     if bootstrap:
         out["mean_iou_ci95"] = list(bootstrap_ci(lambda c: mean_iou(c, ids), [scores.conf], n=bootstrap))
-        out["foreground_iou_ci95"] = list(bootstrap_ci(lambda f: float(iou_per_class(f)[1]), [scores.fg],
-                                                       n=bootstrap))
+        out["foreground_iou_ci95"] = list(bootstrap_ci(_foreground, [scores.fg], n=bootstrap))
     return out
 
 
@@ -121,8 +125,8 @@ def compare(a: PhotoScores, b: PhotoScores, classes: tuple[str, ...], bootstrap:
     return {
         "mean_iou_diff_ci95": list(bootstrap_ci(lambda x, y: mean_iou(x, ids) - mean_iou(y, ids),
                                                 [a.conf, b.conf], n=bootstrap)),
-        "foreground_iou_diff_ci95": list(bootstrap_ci(lambda x, y: float(iou_per_class(x)[1] - iou_per_class(y)[1]),
-                                                      [a.fg, b.fg], n=bootstrap)),
+        "foreground_iou_diff_ci95": list(bootstrap_ci(lambda x, y: _foreground(x) - _foreground(y), [a.fg, b.fg],
+                                                      n=bootstrap)),
     }
 
 
