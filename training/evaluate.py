@@ -206,11 +206,11 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
         size = run_cfg["input_size"]
         log.info("scoring %s on %d classed + %d unclassed test photos", mut.name, len(test_classed),
                  len(test_all) - len(test_classed))
-        from .model import count_macs
+        from .model import mac_breakdown
 
         photo_scores[mut.name] = score_photos(model, size, test_classed, classes)
         entry = {"run_dir": str(mut.run_dir), "input_size": size, "decoder": run_cfg["decoder"],
-                 "params": int(model.count_params()), "macs": count_macs(model),
+                 "params": int(model.count_params()), **_macs(mac_breakdown(model)),
                  "classed": summarize(photo_scores[mut.name], classes),
                  "files": file_stats(model, mut.export_dir, size, cfg.latency_images, cfg.threads)}
         if len(test_all) > len(test_classed):
@@ -228,6 +228,11 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
     atomic_write_json(cfg.out_dir / "metrics.json", out)
     plot_all(out, classes, cfg.out_dir)
     return out
+
+
+def _macs(parts: dict[str, int]) -> dict:
+    """metrics.json's MAC fields: the total and the encoder / decoder split."""
+    return {"macs": sum(parts.values()), "macs_encoder": parts["encoder"], "macs_decoder": parts["decoder"]}
 
 
 def headline(metrics: dict, name: str) -> dict:

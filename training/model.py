@@ -198,46 +198,55 @@ def set_encoder_trainable(model, trainable: bool, unfreeze_from: str | None = No
             layer.trainable = False
 
 
-def count_macs(model, transpose_at_output: bool = False) -> int:
-    """Multiply-accumulates of one forward pass (convolutions and dense layers; batch norm folded, resizes free).
+def _layer_macs(layer, transpose_at_output: bool) -> int:
+    """Multiply-accumulates of one layer (0 for layers that do none: batch norm folds into the conv, resizes free)."""
+    from keras import layers
+
+    if not isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D, layers.Conv2DTranspose, layers.Conv2D,
+                              layers.Dense)):
+        return 0
+    out_shape = layer.output.shape
+    in_ch = layer.input.shape[-1]
+    spatial = 1
+    for d in out_shape[1:-1]:
+        spatial *= d
+    if isinstance(layer, layers.Dense):
+        return in_ch * out_shape[-1]
+    kh, kw = layer.kernel_size
+    if isinstance(layer, layers.SeparableConv2D):  # 'same' padding, stride 1: depthwise then pointwise
+        return spatial * in_ch * kh * kw + spatial * in_ch * out_shape[-1]
+    if isinstance(layer, layers.DepthwiseConv2D):
+        return spatial * in_ch * kh * kw
+    if isinstance(layer, layers.Conv2DTranspose):
+        in_spatial = 1
+        for d in (out_shape if transpose_at_output else layer.input.shape)[1:-1]:
+            in_spatial *= d
+        return in_spatial * in_ch * kh * kw * out_shape[-1]
+    return spatial * in_ch * kh * kw * out_shape[-1]
+
+
+def mac_breakdown(model, transpose_at_output: bool = False) -> dict[str, int]:
+    """Multiply-accumulates of one forward pass, split into the MobileNetV2 `encoder` and everything after it (the
+    decoder and, for the fast model, its class head).
 
     A stride-2 transposed conv does in_pixels × k² × c_in × c_out MACs; `transpose_at_output` instead counts it as a
     dense conv over the (zero-inserted) output, 4× more, which is how TF's profiler-style counters report it."""
     import keras
-    from keras import layers
 
-    def walk(m):
+    def walk(m, part):
         for layer in m.layers:
             if isinstance(layer, keras.Model):
-                yield from walk(layer)
+                yield from walk(layer, "encoder" if layer.name == "encoder" else part)
             else:
-                yield layer
+                yield layer, part
 
-    total = 0
-    for layer in walk(model):
-        if isinstance(layer, (layers.DepthwiseConv2D, layers.SeparableConv2D, layers.Conv2DTranspose,
-                              layers.Conv2D, layers.Dense)):
-            out_shape = layer.output.shape
-            in_ch = layer.input.shape[-1]
-            spatial = 1
-            for d in out_shape[1:-1]:
-                spatial *= d
-            if isinstance(layer, layers.SeparableConv2D):
-                kh, kw = layer.kernel_size
-                in_spatial = spatial  # 'same' padding, stride 1
-                total += in_spatial * in_ch * kh * kw + spatial * in_ch * out_shape[-1]
-            elif isinstance(layer, layers.DepthwiseConv2D):
-                kh, kw = layer.kernel_size
-                total += spatial * in_ch * kh * kw
-            elif isinstance(layer, layers.Conv2DTranspose):
-                kh, kw = layer.kernel_size
-                in_spatial = 1
-                for d in (out_shape if transpose_at_output else layer.input.shape)[1:-1]:
-                    in_spatial *= d
-                total += in_spatial * in_ch * kh * kw * out_shape[-1]
-            elif isinstance(layer, layers.Conv2D):
-                kh, kw = layer.kernel_size
-                total += spatial * in_ch * kh * kw * out_shape[-1]
-            else:
-                total += in_ch * out_shape[-1]
-    return int(total)
+    parts = {"encoder": 0, "decoder": 0}
+    for layer, part in walk(model, "decoder"):
+        parts[part] += _layer_macs(layer, transpose_at_output)
+    return parts
+
+
+def count_macs(model, transpose_at_output: bool = False) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers; batch norm folded, resizes free); see
+    `mac_breakdown` for the transposed-conv conventions."""
+    return sum(mac_breakdown(model, transpose_at_output).values())

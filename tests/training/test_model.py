@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.model import build_model, count_macs, set_encoder_trainable
+from training.model import build_model, count_macs, mac_breakdown, set_encoder_trainable
 
 
 @pytest.mark.parametrize("decoder", ["fast", "pix2pix"])
@@ -29,6 +29,33 @@ def test_fast_is_much_cheaper_than_pix2pix():
     p2p = build_model(64, 10, decoder="pix2pix", encoder_weights=None)
     assert count_macs(fast) * 5 < count_macs(p2p)
     assert fast.count_params() * 3 < p2p.count_params()
+
+
+def _tiny_mac_model():
+    """8×8×3 → encoder [conv 3×3 → 4] → depthwise 3×3 → separable 3×3 → 2 → transposed 2×2 stride 2 → pool → dense 5."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input((8, 8, 3))
+    encoder = keras.Model(inp, layers.Conv2D(4, 3, padding="same")(inp), name="encoder")
+    x = encoder(inp)
+    x = layers.DepthwiseConv2D(3, padding="same")(x)
+    x = layers.SeparableConv2D(2, 3, padding="same")(x)
+    x = layers.Conv2DTranspose(2, 2, strides=2)(x)
+    x = layers.Dense(5)(layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize("transpose_at_output, encoder, decoder", [
+    # encoder 8·8·3·9·4; depthwise 8·8·4·9 = 2304; separable 2304 + 8·8·4·2 = 2816; dense 2·5 = 10;
+    # transposed conv over its 8·8 input pixels 64·2·4·2 = 1024, or over its 16·16 output 256·2·4·2 = 4096
+    (False, 6912, 2304 + 2816 + 1024 + 10),
+    (True, 6912, 2304 + 2816 + 4096 + 10),
+])
+def test_mac_counts_by_hand(transpose_at_output, encoder, decoder):
+    model = _tiny_mac_model()
+    assert mac_breakdown(model, transpose_at_output) == {"encoder": encoder, "decoder": decoder}
+    assert count_macs(model, transpose_at_output) == encoder + decoder
 
 
 @pytest.mark.parametrize("kwargs, message", [
