@@ -12,8 +12,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.localproc import free_port, stop  # noqa: E402
+
 TARGETS = {"p50_ms": 15.0, "p99_ms": 50.0, "rps": 150.0, "rss_mb": 150.0, "ready_s": 2.0}
 
 
@@ -45,13 +47,6 @@ class Run:
         if len(values) < 2:
             return float("nan")
         return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def multipart(image: bytes, filename: str) -> tuple[bytes, str]:
@@ -167,7 +162,7 @@ def start_server(args: argparse.Namespace, port: int, tmp: str) -> tuple[subproc
         except OSError:
             pass
         time.sleep(0.02)
-    proc.terminate()
+    stop(proc)
     sys.exit("gunicorn was not ready within 30 s (is the model in --model-dir?)")
 
 
@@ -198,8 +193,7 @@ def main() -> None:
             cpu_ms = (server_cpu_seconds(proc.pid) - cpu0) * 1000 / max(1, len(cn.latencies_ms) + cn.errors)
             rss = worker_rss_mb(proc.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
+            stop(proc, timeout=15)
 
     rps = len(cn.latencies_ms) / cn.seconds
     rows = [

@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from deploy.localproc import free_port, stop  # noqa: E402
 TOOLS = {"podman": "podman", "buildah": "buildah", "runc": "runc", "debootstrap": "debootstrap",
          "docker-registry": "docker-registry"}
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
@@ -109,13 +111,6 @@ def sh(cmd: Sequence[str], *, timeout: float = 120, check: bool = True, capture:
         tail = ((proc.stdout or "") + (proc.stderr or "")).strip().splitlines()[-15:]
         raise CheckFailed(f"`{' '.join(cmd[:4])} …` exited {proc.returncode}:\n" + "\n".join(tail))
     return proc
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_tools() -> None:
@@ -340,12 +335,7 @@ def local_registry(work: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
         logfile.close()
         shutil.rmtree(storage, ignore_errors=True)
 
