@@ -14,10 +14,10 @@ LABELS ?= data/labels
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help run test data label train evaluate export tune bench clean
+.PHONY: help run test data label train evaluate export tune bench probe clean
 
 help:
-	@echo "make run | test | data | label | train | evaluate | export | tune | bench | clean"
+	@echo "make run | test | data | label | train | evaluate | export | tune | bench | probe | clean"
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -93,6 +93,9 @@ tune: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/model_bench.py --fast-run $(RUN) --baseline-run $(BASELINE)
+
+probe: $(VENV)/.dev
+	$(PY) -m training probe --encoder-weights $(ENCODER_WEIGHTS) --tap block_16_expand_relu block_15_add out_relu
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs build

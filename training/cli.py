@@ -1,4 +1,4 @@
-"""Command line for training: `python -m training label|train|tune|evaluate|export ...`."""
+"""Command line for training: `python -m training label|train|tune|evaluate|export|probe ...`."""
 from __future__ import annotations
 
 import argparse
@@ -51,16 +51,20 @@ def _items(args: argparse.Namespace, classes: tuple[str, ...]):
     return load_dataset_file(args.dataset)
 
 
+def _encoder_weights(arg: str) -> str | None:
+    """--encoder-weights as build_model takes it: a path that exists, "imagenet", or None for "none"."""
+    if arg not in ("imagenet", "none") and not Path(arg).is_file():
+        raise FileNotFoundError(f"encoder weights not found: {arg} (pass --encoder-weights imagenet|none|PATH)")
+    return None if arg == "none" else str(arg)
+
+
 def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
     """TrainConfig from the shared training arguments."""
     from .train import TrainConfig
 
-    weights = args.encoder_weights
-    if weights not in ("imagenet", "none") and not Path(weights).is_file():
-        raise FileNotFoundError(f"encoder weights not found: {weights} (pass --encoder-weights imagenet|none|PATH)")
     return TrainConfig(run_dir=args.run_dir, classes=classes, input_size=args.input_size, decoder=args.decoder,
                        alpha=args.alpha, width=args.width, class_pool=args.class_pool,
-                       encoder_weights=None if weights == "none" else str(weights),
+                       encoder_weights=_encoder_weights(args.encoder_weights),
                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                        finetune_lr=args.finetune_lr, unfreeze_from=args.unfreeze_from, epochs_frozen=args.epochs_frozen,
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
@@ -156,6 +160,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
     for key, f in result["files"].items():
         print(f"{key:12s} {f['bytes'] / 1e6:7.2f} MB  {f['path']}")
     print(f"TFLite vs Keras: {result['checks']}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    """Cross-validate a linear classifier on frozen encoder features (train + val photos) and print the table."""
+    from .io import atomic_write_json
+    from .probe import ProbeConfig, resolution_ceiling, run_probe
+
+    classes = _classes(args)
+    cfg = ProbeConfig(encoder_weights=_encoder_weights(args.encoder_weights), input_size=args.input_size,
+                      taps=tuple(args.tap), folds=args.folds, repeats=args.repeats, steps=args.steps, seed=args.seed)
+    items = _items(args, classes)
+    result = run_probe(cfg, items, classes)
+    print(f"linear probe, {result['photos']} classed train+val photos, {cfg.input_size}×{cfg.input_size}, "
+          f"{cfg.repeats}× {cfg.folds}-fold:")
+    for tap, r in result["taps"].items():
+        print(f"  {tap:24s} accuracy {r['accuracy']:.3f}  balanced accuracy {r['balanced_accuracy']:.3f}")
+    if args.ceiling_sizes:
+        val = [it for it in items if it.split == "val" and it.klass in classes[1:]]
+        ceiling = resolution_ceiling(val, args.ceiling_sizes)
+        result["resolution_ceiling"] = {"photos": len(val), "foreground_iou": ceiling}
+        print(f"foreground IoU of the teacher's own mask through s×s, {len(val)} classed val photos:")
+        for size, iou in ceiling.items():
+            print(f"  {size}×{size}: {iou:.4f}")
+    if args.out:
+        atomic_write_json(args.out, result)
+        print(f"confusion matrices: {args.out}")
     return 0
 
 
@@ -263,6 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation photos from here are used for the TFLite vs Keras check")
     p.add_argument("--version", default="1.0.0")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("probe", help="linear probe: cross-validated class accuracy of frozen encoder features "
+                                     "(train + val photos; the ceiling of the fast model's class head)")
+    _add_data_args(p)
+    p.add_argument("--encoder-weights", default=str(ENCODER_WEIGHTS), help="PATH to the .h5, imagenet or none")
+    p.add_argument("--input-size", type=int, default=160)
+    p.add_argument("--tap", nargs="+", default=["block_16_expand_relu"],
+                   help="MobileNetV2 layers whose global average is probed (default: the fast model's class tap)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=1500, help="Adam steps (batch 64) per fit")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ceiling-sizes", type=int, nargs="*", default=[80, 112, 160, 224],
+                   help="also report the foreground IoU ceiling of a mask predicted at these sizes (none: skip)")
+    p.add_argument("--out", type=Path, default=Path("runs/probe.json"), help="write the confusion matrices here")
+    p.set_defaults(func=_cmd_probe)
     return parser
 
 

@@ -52,6 +52,16 @@ def pixel_accuracy(conf: np.ndarray) -> float:
     return float(np.trace(conf) / total) if total else float("nan")
 
 
+def balanced_accuracy(conf: np.ndarray) -> float:
+    """Mean recall over the classes present in the truth (rows of a confusion matrix): every class counts alike."""
+    conf = np.asarray(conf, dtype=np.float64)
+    support = conf.sum(1)
+    present = support > 0
+    if not present.any():
+        return float("nan")
+    return float(np.mean(np.diag(conf)[present] / support[present]))
+
+
 def dominant_class(pred: np.ndarray, num_classes: int, other: int | None = None) -> int:
     """The product label of a predicted mask: the most frequent foreground class; `other` only if nothing else is
     present; 0 when there is no foreground (the web app's rule in DEVELOPERS.md)."""

@@ -53,7 +53,7 @@ def _weights_arg(encoder_weights: str | Path | None) -> str | None:
     return str(path)
 
 
-def _encoder(cfg: ModelConfig, taps: tuple[str, ...]):
+def build_encoder(cfg: ModelConfig, taps: tuple[str, ...]):
     """MobileNetV2 trimmed to `taps` (a multi-output model named 'encoder')."""
     import keras
 
@@ -167,7 +167,7 @@ def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, de
     if classes < 2:
         raise ValueError("need at least 2 classes (background and one more)")
     taps = FAST_SKIPS + (FAST_DEEP, FAST_CLASS) if decoder == "fast" else PIX2PIX_TAPS
-    encoder = _encoder(cfg, taps)
+    encoder = build_encoder(cfg, taps)
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(inputs)
     # Keras 3 lets an outer model.fit's training=True override this training=False, so it only covers plain

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (bootstrap_ci, confusion_matrix, dominant_class, foreground_iou, iou_per_class,
+from training.metrics import (balanced_accuracy, bootstrap_ci, confusion_matrix, dominant_class, foreground_iou, iou_per_class,
                               mean_iou, pixel_accuracy)
 
 NAN = float("nan")
@@ -100,3 +100,16 @@ def test_bootstrap_rejects_mismatched_samples():
         bootstrap_ci(mean_iou, [np.zeros((3, 2, 2)), np.zeros((2, 2, 2))])
     with pytest.raises(ValueError, match="same non-zero number"):
         bootstrap_ci(mean_iou, [np.zeros((0, 2, 2))])
+
+
+@pytest.mark.parametrize("conf, expected", [
+    ([[2, 0], [0, 2]], 1.0),
+    # recall 3/4 and 0/1: the big class's accuracy does not hide the missed small one (plain accuracy 3/5)
+    ([[3, 1], [1, 0]], (3 / 4 + 0 / 1) / 2),
+    # class 2 never in the truth: left out, although it is predicted once
+    ([[1, 0, 1], [0, 2, 0], [0, 0, 0]], (1 / 2 + 2 / 2) / 2),
+    ([[0, 0], [0, 0]], NAN),
+])
+def test_balanced_accuracy(conf, expected):
+    got = balanced_accuracy(np.array(conf))
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
