@@ -124,10 +124,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{name}: test mean IoU {c['mean_iou']:.4f} (95% CI {_interval(c['mean_iou_ci95'])}; dominant-label "
               f"{c['mean_iou_dominant']:.4f}), fg IoU {c['foreground_iou']:.4f} "
               f"(95% CI {_interval(c['foreground_iou_ci95'])}), category acc {c['category_accuracy']:.3f}")
+        if "products" in m:
+            print(f"{name}: test fg IoU over all {m['products']['images']} product photos "
+                  f"{m['products']['foreground_iou']:.4f} (95% CI {_interval(m['products']['foreground_iou_ci95'])})")
     if "comparison" in metrics:
         cmp = metrics["comparison"]
         print(f"{cmp['a']} - {cmp['b']} on the same photos, 95% CI: mean IoU {_interval(cmp['mean_iou_diff_ci95'])}, "
-              f"fg IoU {_interval(cmp['foreground_iou_diff_ci95'])}")
+              f"fg IoU {_interval(cmp['foreground_iou_diff_ci95'])}, fg IoU over all product photos "
+              f"{_interval(cmp['foreground_iou_products_diff_ci95'])}")
     if args.model_json.exists():
         update_model_json_metrics(args.model_json, headline(metrics, "fast"))
         print(f"metrics written into {args.model_json}")

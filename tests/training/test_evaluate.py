@@ -2,9 +2,10 @@
 import json
 
 import numpy as np
+from PIL import Image
 
 from training.dataset import build_dataset_file
-from training.evaluate import EvalConfig, ModelUnderTest, evaluate, headline, predict_full
+from training.evaluate import EvalConfig, ModelUnderTest, evaluate, foreground_scores, headline, predict_full
 from training.io import atomic_write_json
 from training.model import build_model
 
@@ -39,4 +40,27 @@ def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
         round(v, 4) for v in m["foreground_iou_ci95"]]
     # The same weights twice: the paired difference is exactly zero in every resample.
     assert metrics["comparison"] == {"a": "fast", "b": "again", "mean_iou_diff_ci95": [0.0, 0.0],
-                                     "foreground_iou_diff_ci95": [0.0, 0.0]}
+                                     "foreground_iou_diff_ci95": [0.0, 0.0],
+                                     "foreground_iou_products_diff_ci95": [0.0, 0.0]}
+    # Foreground IoU also over every test product photo, the unclassed ones included.
+    products = metrics["models"]["fast"]["products"]
+    assert products["images"] == sum(1 for it in items if it.split == "test")
+    assert headline(metrics, "fast")["test_images_products"] == products["images"]
+
+
+def test_foreground_scores_count_unclassed_products_as_foreground(tiny_data, tmp_path):
+    """A model that calls every pixel foreground: an unclassed product's pixels (255) are hits, not false alarms."""
+    import tensorflow as tf
+
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    unclassed = [it for it in items if it.klass is None][:2]
+
+    def everything_foreground(x, training=False):
+        return tf.concat([tf.zeros_like(x[..., :1]), tf.ones_like(x[..., :2])], axis=-1)
+
+    fg = foreground_scores(everything_foreground, 32, unclassed, CLASSES)
+    assert fg.shape == (2, 2, 2)
+    for it, conf in zip(unclassed, fg):
+        product = int((np.asarray(Image.open(it.mask)) == 255).sum())
+        assert conf[1, 1] == product and conf[0, 1] == 48 * 48 - product and conf[:, 0].sum() == 0
