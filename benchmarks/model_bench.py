@@ -94,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             if f"{key}_ci95" in m:  # bootstrap over the test photos, from an evaluate run that recorded it
                 row[f"test {label}, 95% interval"] = "{:.3f}–{:.3f}".format(*m[f"{key}_ci95"])
         row["test category accuracy"] = m.get("category_accuracy", float("nan"))
+        products = metrics.get(name, {}).get("products", {})  # every test product photo, classed or not
+        row["test foreground IoU, all product photos"] = products.get("foreground_iou", float("nan"))
+        if "foreground_iou_ci95" in products:
+            row["test foreground IoU, all product photos, 95% interval"] = "{:.3f}–{:.3f}".format(
+                *products["foreground_iou_ci95"])
     lat = interleaved_latency(files, args.threads, args.rounds)
     for name in models:
         rows[name][f"litert fp32 ms ({args.threads} thread)"] = lat[f"{name}/fp32"]
