@@ -59,6 +59,10 @@ def build_encoder(cfg: ModelConfig, taps: tuple[str, ...]):
 
     base = keras.applications.MobileNetV2(input_shape=(cfg.input_size, cfg.input_size, 3), include_top=False,
                                           alpha=cfg.alpha, weights=_weights_arg(cfg.encoder_weights))
+    names = {layer.name for layer in base.layers}
+    unknown = [n for n in taps if n not in names]
+    if unknown:  # Keras' own message lists all ~150 layer names
+        raise ValueError(f"MobileNetV2 has no layer {unknown[0]!r} (e.g. {FAST_CLASS}, block_15_add, out_relu)")
     return keras.Model(base.input, [base.get_layer(n).output for n in taps], name="encoder")
 
 

@@ -62,3 +62,10 @@ def test_resolution_ceiling(tiny_data, tmp_path):
     ceiling = resolution_ceiling(items, [48, 6])
     assert ceiling[48] == pytest.approx(1.0)
     assert 0.5 < ceiling[6] < 1.0
+
+
+def test_unknown_tap_is_a_short_clear_error(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    with pytest.raises(ValueError, match="MobileNetV2 has no layer 'nope'"):
+        run_probe(ProbeConfig(encoder_weights=None, input_size=32, folds=2, taps=("nope",)), items, CLASSES)
