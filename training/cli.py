@@ -214,7 +214,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--decoder", choices=["fast", "pix2pix"], default="fast")
     p.add_argument("--input-size", type=int, default=160)
     p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--width", type=int, default=96, help="fast decoder channels at stride 16")
+    p.add_argument("--width", type=int, default=192,
+                   help="fast decoder channels at stride 16 (192: the shipped model; 1.1.0 had 96)")
     p.add_argument("--class-pool", choices=["global", "masked"], default="global",
                    help="fast decoder: average the class features over the photo or its predicted foreground")
     p.add_argument("--encoder-weights", default=str(ENCODER_WEIGHTS), help="PATH to the .h5, imagenet or none")
@@ -225,7 +226,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--unfreeze-from", metavar="LAYER", default=None,
                    help="first MobileNetV2 layer trained when fine-tuning, e.g. block_13_expand (default: all)")
     p.add_argument("--epochs-frozen", type=int, default=24)
-    p.add_argument("--epochs-finetune", type=int, default=6)
+    p.add_argument("--epochs-finetune", type=int, default=0,
+                   help="epochs with the encoder unfrozen after the frozen ones (0: the shipped recipe)")
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--dice-weight", type=float, default=1.0)
     p.add_argument("--image-class-weight", type=float, default=0.0,
