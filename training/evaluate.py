@@ -130,14 +130,18 @@ def score_model(model, size: int, items: list[Item], classes: tuple[str, ...]) -
     return summarize(score_photos(model, size, items, classes), classes)
 
 
+def foreground_diff_ci(a: np.ndarray, b: np.ndarray, bootstrap: int = 2000) -> list[float]:
+    """Paired bootstrap interval of foreground IoU a − b from per-photo 2×2 confusions of the same photos."""
+    return list(bootstrap_ci(lambda x, y: _foreground(x) - _foreground(y), [a, b], n=bootstrap))
+
+
 def compare(a: PhotoScores, b: PhotoScores, classes: tuple[str, ...], bootstrap: int = 2000) -> dict:
     """Paired bootstrap intervals of model a minus model b on the same photos (mean IoU and foreground IoU)."""
     ids = scored_ids(classes)
     return {
         "mean_iou_diff_ci95": list(bootstrap_ci(lambda x, y: mean_iou(x, ids) - mean_iou(y, ids),
                                                 [a.conf, b.conf], n=bootstrap)),
-        "foreground_iou_diff_ci95": list(bootstrap_ci(lambda x, y: _foreground(x) - _foreground(y), [a.fg, b.fg],
-                                                      n=bootstrap)),
+        "foreground_iou_diff_ci95": foreground_diff_ci(a.fg, b.fg, bootstrap),
     }
 
 
@@ -202,6 +206,7 @@ def teacher_stats(path: Path, items: list[Item], n: int = 5) -> dict:
 def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> dict:
     """Score every model on the test split, write metrics.json and the plots, return the metrics."""
     from .export import load_run_model
+    from .model import mac_breakdown
 
     test_all = select(items, "test", classes)
     test_classed = [it for it in test_all if it.klass is not None]
@@ -219,8 +224,6 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
         size = run_cfg["input_size"]
         log.info("scoring %s on %d classed test photos (+ %d unclassed for foreground IoU)", mut.name,
                  len(test_classed), len(test_unclassed))
-        from .model import mac_breakdown
-
         photo_scores[mut.name] = score_photos(model, size, test_classed, classes)
         entry = {"run_dir": str(mut.run_dir), "input_size": size, "decoder": run_cfg["decoder"],
                  "params": int(model.count_params()), **_macs(mac_breakdown(model)),
@@ -242,9 +245,8 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
         first, second = cfg.models[0].name, cfg.models[1].name
         out["comparison"] = {"a": first, "b": second,
                              **compare(photo_scores[first], photo_scores[second], classes),
-                             "foreground_iou_products_diff_ci95": list(bootstrap_ci(
-                                 lambda x, y: _foreground(x) - _foreground(y),
-                                 [fg_products[first], fg_products[second]]))}
+                             "foreground_iou_products_diff_ci95": foreground_diff_ci(fg_products[first],
+                                                                                     fg_products[second])}
     if cfg.teacher_model is not None and Path(cfg.teacher_model).is_file():
         out["teacher"] = teacher_stats(cfg.teacher_model, test_classed)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
