@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,9 +212,7 @@ def _layer_macs(layer, transpose_at_output: bool) -> int:
         return 0
     out_shape = layer.output.shape
     in_ch = layer.input.shape[-1]
-    spatial = 1
-    for d in out_shape[1:-1]:
-        spatial *= d
+    spatial = math.prod(out_shape[1:-1])
     if isinstance(layer, layers.Dense):
         return in_ch * out_shape[-1]
     kh, kw = layer.kernel_size
@@ -222,9 +221,7 @@ def _layer_macs(layer, transpose_at_output: bool) -> int:
     if isinstance(layer, layers.DepthwiseConv2D):
         return spatial * in_ch * kh * kw
     if isinstance(layer, layers.Conv2DTranspose):
-        in_spatial = 1
-        for d in (out_shape if transpose_at_output else layer.input.shape)[1:-1]:
-            in_spatial *= d
+        in_spatial = math.prod((out_shape if transpose_at_output else layer.input.shape)[1:-1])
         return in_spatial * in_ch * kh * kw * out_shape[-1]
     return spatial * in_ch * kh * kw * out_shape[-1]
 
