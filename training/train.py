@@ -235,6 +235,8 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             keras.callbacks.ModelCheckpoint(best_path, monitor="val_score", mode="max",
                                             save_best_only=not cfg.train_on_val, save_weights_only=True,
                                             initial_value_threshold=None if best == -np.inf else best),
+            # The latest weights too: a run's last epoch can be scored on other yardsticks than val_score.
+            keras.callbacks.ModelCheckpoint(run / "last.weights.h5", save_weights_only=True),
             keras.callbacks.TensorBoard(run / "tb", profile_batch=(2, 4) if cfg.profile else 0),
             keras.callbacks.CSVLogger(history_csv, append=True),
             keras.callbacks.BackupAndRestore(run / f"backup_{name}"),

@@ -1,0 +1,100 @@
+"""Edge-aware upsampling of the model's low-resolution foreground probability, guided by the full-resolution photo.
+
+The model sees the photo at 160×160, so its mask edges are blurred over ~3 photo pixels and the gaps between thin
+rails or chair slats fill in. The fast guided filter (He & Sun, "Fast Guided Filter", 2015) fits, in every small
+window at the model's resolution, a linear map from the photo's colour to the probability, then applies those maps
+to the full-resolution photo: edges snap to the photo's own colour edges. Pure numpy + Pillow (the serving image
+has no SciPy or OpenCV); training's evaluation imports this module so it scores exactly what is served.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class GuidedFilter:
+    """Fast guided filter settings: window radius in model-resolution pixels and the regulariser (colours in 0..1)."""
+
+    radius: int = 2
+    eps: float = 1e-3
+
+    def as_dict(self) -> dict:
+        """model.json form."""
+        return {"method": "fast_guided_filter", "radius": self.radius, "eps": self.eps}
+
+    @classmethod
+    def from_dict(cls, meta: dict | None) -> "GuidedFilter | None":
+        """Settings from model.json's `refine` entry; None when absent (plain bilinear upsampling)."""
+        if not meta:
+            return None
+        if meta.get("method") != "fast_guided_filter":
+            raise ValueError(f"unknown refine method {meta.get('method')!r}")
+        radius, eps = int(meta["radius"]), float(meta["eps"])
+        if radius < 1 or eps <= 0:
+            raise ValueError(f"refine needs radius >= 1 and eps > 0, got {radius}, {eps}")
+        return cls(radius, eps)
+
+
+def box_mean(x: np.ndarray, r: int) -> np.ndarray:
+    """Mean over the (2r+1)² window around each pixel of x (..., H, W), windows clipped at the border."""
+    def window_sums(a: np.ndarray, axis: int) -> np.ndarray:
+        # Running sums with a leading 0, edge-padded by r, so sum(a[i-r : i+r+1]) = c[i + 2r + 1] - c[i] (clipped).
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (r + 1, r)
+        c = np.pad(np.cumsum(a, axis=axis), pad, mode="edge")
+        c = np.moveaxis(c, axis, 0)
+        c[: r + 1] = 0  # the leading zero and the left padding: nothing summed yet
+        n = a.shape[axis]
+        return np.moveaxis(c[2 * r + 1:n + 2 * r + 1] - c[:n], 0, axis)
+
+    h, w = x.shape[-2:]
+    counts = window_sums(window_sums(np.ones((h, w), x.dtype), 0), 1)
+    return window_sums(window_sums(x, x.ndim - 2), x.ndim - 1) / counts
+
+
+def _solve_sym3(m: dict[tuple[int, int], np.ndarray], v: np.ndarray) -> np.ndarray:
+    """Solve S·a = v per pixel for symmetric 3×3 S given by its upper entries m[(j, k)] (h, w); v is (3, h, w).
+    Cramer's rule on whole planes: ~10× faster than np.linalg.solve on 25,600 tiny matrices."""
+    s = lambda j, k: m[(min(j, k), max(j, k))]  # noqa: E731
+    cof = np.stack([s(1, 1) * s(2, 2) - s(1, 2) ** 2, s(0, 2) * s(1, 2) - s(0, 1) * s(2, 2),
+                    s(0, 1) * s(1, 2) - s(0, 2) * s(1, 1), s(0, 0) * s(2, 2) - s(0, 2) ** 2,
+                    s(0, 1) * s(0, 2) - s(0, 0) * s(1, 2), s(0, 0) * s(1, 1) - s(0, 1) ** 2])
+    inv = {(0, 0): cof[0], (0, 1): cof[1], (0, 2): cof[2], (1, 1): cof[3], (1, 2): cof[4], (2, 2): cof[5]}
+    det = s(0, 0) * cof[0] + s(0, 1) * cof[1] + s(0, 2) * cof[2]
+    return np.stack([sum(inv[(min(j, k), max(j, k))] * v[k] for k in range(3)) for j in range(3)]) / det
+
+
+def guided_coefficients(guide: np.ndarray, p: np.ndarray, cfg: GuidedFilter) -> tuple[np.ndarray, np.ndarray]:
+    """Linear maps q = A·I + b fitted in each window, window-averaged: guide (3, h, w), p (h, w) -> A (3, h, w), b."""
+    pairs = [(j, k) for j in range(3) for k in range(j, 3)]
+    # One box filter over every statistic: I (3), p (1), I·p (3) and the 6 distinct products I_j·I_k.
+    stats = np.concatenate([guide, p[None], guide * p, np.stack([guide[j] * guide[k] for j, k in pairs])])
+    m = box_mean(stats, cfg.radius)
+    mean_i, mean_p, mean_ip, mean_ii = m[:3], m[3], m[4:7], m[7:]
+    cov_ip = mean_ip - mean_i * mean_p
+    var_i = {(j, k): mean_ii[n] - mean_i[j] * mean_i[k] + (cfg.eps if j == k else 0.0) for n, (j, k) in enumerate(pairs)}
+    a = _solve_sym3(var_i, cov_ip)
+    b = mean_p - (a * mean_i).sum(axis=0)
+    ab = box_mean(np.concatenate([a, b[None]]), cfg.radius)
+    return ab[:3], ab[3]
+
+
+def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of one float plane to size (w, h)."""
+    return np.array(Image.fromarray(plane.astype(np.float32), "F").resize(size, Image.BILINEAR))
+
+
+def refine(prob: np.ndarray, photo: Image.Image, cfg: GuidedFilter) -> np.ndarray:
+    """Foreground probability (h, w) at model resolution -> (H, W) at the photo's resolution, clipped to 0..1."""
+    h, w = prob.shape
+    rgb = photo.convert("RGB")
+    small = np.moveaxis(np.asarray(rgb.resize((w, h), Image.BILINEAR), np.float32) / 255.0, -1, 0)
+    a, b = guided_coefficients(small, prob.astype(np.float32), cfg)
+    full = np.asarray(rgb, np.float32) / 255.0
+    out = _resize(b, photo.size)
+    for c in range(3):
+        out += _resize(a[c], photo.size) * full[..., c]
+    return np.clip(out, 0.0, 1.0)
