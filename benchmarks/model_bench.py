@@ -1,5 +1,5 @@
 """Fast vs pix2pix side by side: params, MACs, file sizes, ai-edge-litert latency (1 thread, interleaved rounds so a
-shared CPU slows both alike) and the test IoUs from metrics.json. Prints a table; run `make bench`."""
+shared CPU slows both alike), the served mask refinement's cost and the test IoUs from metrics.json. Prints a table; run `make bench`."""
 from __future__ import annotations
 
 import argparse
@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.export import load_run_model  # noqa: E402
 from training.model import mac_breakdown  # noqa: E402
+from webapp.refine import GuidedFilter, refine  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,39 @@ def interleaved_latency(files: dict[str, Path], threads: int, rounds: int) -> di
             if r >= 3:  # warm-up rounds
                 times[k].append((time.perf_counter() - t) * 1000)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def _refine_latency(rounds: int, size: int = 160, photo_side: int = 500) -> float:
+    """Median ms of webapp.refine with its default settings: a size² probability onto a photo_side² photo."""
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (photo_side, photo_side, 3), dtype=np.uint8))
+    prob = rng.uniform(0, 1, (size, size)).astype(np.float32)
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        refine(prob, photo, GuidedFilter())
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1000
+
+
+def _interval(bounds: list[float]) -> str:
+    """A 95% interval as table text."""
+    return "{:.3f}–{:.3f}".format(*bounds)
+
+
+def _metric_rows(row: dict, scored: dict, suffix: str) -> None:
+    """The test-split rows of one evaluate block (classed photos and all product photos) into `row`."""
+    m = scored.get("classed", {})
+    for key, label in (("mean_iou", "mean IoU (9 classes)"), ("mean_iou_dominant", "mean IoU, dominant label"),
+                       ("foreground_iou", "foreground IoU")):
+        row[f"test {label}{suffix}"] = m.get(key, float("nan"))
+        if f"{key}_ci95" in m:  # bootstrap over the test photos, from an evaluate run that recorded it
+            row[f"test {label}{suffix}, 95% interval"] = _interval(m[f"{key}_ci95"])
+    row[f"test category accuracy{suffix}"] = m.get("category_accuracy", float("nan"))
+    products = scored.get("products", {})  # every test product photo, classed or not
+    row[f"test foreground IoU, all product photos{suffix}"] = products.get("foreground_iou", float("nan"))
+    if "foreground_iou_ci95" in products:
+        row[f"test foreground IoU, all product photos{suffix}, 95% interval"] = _interval(products["foreground_iou_ci95"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,22 +122,17 @@ def main(argv: list[str] | None = None) -> int:
             row[key] = f.stat().st_size / 1e6 if f.is_file() else float("nan")
         for kind in ("fp32", "fp16"):
             files[f"{name}/{kind}"] = export / f"roomfit_seg_{kind}.tflite"
-        m = metrics.get(name, {}).get("classed", {})
-        for key, label in (("mean_iou", "mean IoU (9 classes)"), ("mean_iou_dominant", "mean IoU, dominant label"),
-                           ("foreground_iou", "foreground IoU")):
-            row[f"test {label}"] = m.get(key, float("nan"))
-            if f"{key}_ci95" in m:  # bootstrap over the test photos, from an evaluate run that recorded it
-                row[f"test {label}, 95% interval"] = "{:.3f}–{:.3f}".format(*m[f"{key}_ci95"])
-        row["test category accuracy"] = m.get("category_accuracy", float("nan"))
-        products = metrics.get(name, {}).get("products", {})  # every test product photo, classed or not
-        row["test foreground IoU, all product photos"] = products.get("foreground_iou", float("nan"))
-        if "foreground_iou_ci95" in products:
-            row["test foreground IoU, all product photos, 95% interval"] = "{:.3f}–{:.3f}".format(
-                *products["foreground_iou_ci95"])
+        scored = metrics.get(name, {})
+        _metric_rows(row, scored, "")
+        if "refined" in scored:  # the served pipeline: foreground refined at full resolution (webapp.refine)
+            _metric_rows(row, scored["refined"], ", refined as served")
     lat = interleaved_latency(files, args.threads, args.rounds)
     for name in models:
         rows[name][f"litert fp32 ms ({args.threads} thread)"] = lat[f"{name}/fp32"]
         rows[name][f"litert fp16 ms ({args.threads} thread)"] = lat[f"{name}/fp16"]
+    refine_ms = _refine_latency(args.rounds)
+    for name in models:  # a post-process on the model's output: the same cost whichever model produced it
+        rows[name]["refine ms (500×500 photo, 1 thread of numpy)"] = refine_ms
     keys = list(rows["fast"])
     print(f"| metric | fast | pix2pix | pix2pix / fast |\n|---|---:|---:|---:|")
     for k in keys:

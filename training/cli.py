@@ -118,20 +118,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         log.warning("no pix2pix baseline run at %s: evaluating the fast model only", args.baseline_run)
     metrics = evaluate(EvalConfig(models=models, out_dir=args.out, teacher_model=args.isnet_model,
-                                  threads=args.threads), _items(args, classes), classes)
+                                  threads=args.threads, refine=_refine(args)), _items(args, classes), classes)
     for name, m in metrics["models"].items():
         c = m["classed"]
         print(f"{name}: test mean IoU {c['mean_iou']:.4f} (95% CI {_interval(c['mean_iou_ci95'])}; dominant-label "
               f"{c['mean_iou_dominant']:.4f}), fg IoU {c['foreground_iou']:.4f} "
               f"(95% CI {_interval(c['foreground_iou_ci95'])}), category acc {c['category_accuracy']:.3f}")
-        if "products" in m:
-            print(f"{name}: test fg IoU over all {m['products']['images']} product photos "
-                  f"{m['products']['foreground_iou']:.4f} (95% CI {_interval(m['products']['foreground_iou_ci95'])})")
-    if "comparison" in metrics:
-        cmp = metrics["comparison"]
-        print(f"{cmp['a']} - {cmp['b']} on the same photos, 95% CI: mean IoU {_interval(cmp['mean_iou_diff_ci95'])}, "
-              f"fg IoU {_interval(cmp['foreground_iou_diff_ci95'])}, fg IoU over all product photos "
-              f"{_interval(cmp['foreground_iou_products_diff_ci95'])}")
+        print(f"{name}: test fg IoU over all {m['products']['images']} product photos "
+              f"{m['products']['foreground_iou']:.4f} (95% CI {_interval(m['products']['foreground_iou_ci95'])})")
+        if "refined" in m:
+            r = m["refined"]
+            print(f"{name}, refined as served: mean IoU {r['classed']['mean_iou']:.4f} "
+                  f"(95% CI {_interval(r['classed']['mean_iou_ci95'])}), fg IoU {r['classed']['foreground_iou']:.4f} "
+                  f"(95% CI {_interval(r['classed']['foreground_iou_ci95'])}), all product photos "
+                  f"{r['products']['foreground_iou']:.4f} (95% CI {_interval(r['products']['foreground_iou_ci95'])})")
+    for key in ("comparison", "comparison_refined"):
+        if key in metrics:
+            cmp = metrics[key]
+            print(f"{cmp['a']} - {cmp['b']} ({key}) on the same photos, 95% CI: mean IoU "
+                  f"{_interval(cmp['mean_iou_diff_ci95'])}, fg IoU {_interval(cmp['foreground_iou_diff_ci95'])}, "
+                  f"fg IoU over all product photos {_interval(cmp['foreground_iou_products_diff_ci95'])}")
+    for name, gain in metrics.get("refine_gain", {}).items():
+        print(f"{name}: refined - plain, 95% CI: fg IoU {_interval(gain['foreground_iou_diff_ci95'])}, all product "
+              f"photos {_interval(gain['foreground_iou_products_diff_ci95'])}")
     if args.model_json.exists():
         update_model_json_metrics(args.model_json, headline(metrics, "fast"))
         print(f"metrics written into {args.model_json}")
@@ -159,7 +168,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         photos = [it.image for it in load_dataset_file(args.dataset) if it.split == "val"]
     cfg = ExportConfig(run_dir=args.run_dir, work_dir=args.work_dir, ship_dir=None if args.no_ship else args.ship_dir,
-                       version=args.version, check_photos=photos)
+                       version=args.version, check_photos=photos, refine=_refine(args))
     result = export_run(cfg, metrics=metrics)
     for key, f in result["files"].items():
         print(f"{key:12s} {f['bytes'] / 1e6:7.2f} MB  {f['path']}")
@@ -205,6 +214,25 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--other", action=argparse.BooleanOptionalAction, default=False,
                    help="learn unclassed products as an 'other' class (default off: on validation it raised "
                         "foreground IoU but lowered class IoU, see README 'Model')")
+
+
+def _add_refine_args(p: argparse.ArgumentParser) -> None:
+    """The served mask refinement (webapp.refine): evaluate scores it, export writes it into model.json."""
+    from webapp.refine import GuidedFilter
+
+    default = GuidedFilter()
+    p.add_argument("--refine-radius", type=int, default=default.radius,
+                   help="guided-filter window radius in model pixels (0: no refinement; default chosen on validation)")
+    p.add_argument("--refine-eps", type=float, default=default.eps, help="guided-filter regulariser")
+
+
+def _refine(args: argparse.Namespace):
+    """The GuidedFilter from --refine-radius/--refine-eps, or None when the radius is 0."""
+    from webapp.refine import GuidedFilter
+
+    if args.refine_radius == 0:
+        return None
+    return GuidedFilter.from_dict({**GuidedFilter().as_dict(), "radius": args.refine_radius, "eps": args.refine_eps})
 
 
 def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
@@ -288,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="ai-edge-litert threads for latency")
     p.add_argument("--out", type=Path, default=Path("models/eval"))
     p.add_argument("--model-json", type=Path, default=Path("models/model.json"))
+    _add_refine_args(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("export", help="export a run (.keras, .h5, SavedModel, TFLite fp32/fp16) and ship it")
@@ -299,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, default=Path("data/labels/dataset.json"),
                    help="validation photos from here are used for the TFLite vs Keras check")
     p.add_argument("--version", default="1.0.0")
+    _add_refine_args(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("probe", help="linear probe: cross-validated class accuracy of frozen encoder features "

@@ -1,5 +1,6 @@
 """Evaluate trained models on the test split only, at each photo's full resolution (logits upsampled before argmax),
-plus file sizes and latency per file type; writes metrics.json and plots."""
+plus file sizes and latency per file type; writes metrics.json and plots. With a refine setting every model is also
+scored the way the web app serves it: foreground from the guided-filter refinement (webapp.refine)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
+
+from webapp.refine import GuidedFilter, refine
 
 from .dataset import OTHER, Item, mask_lookup, select
 from .io import atomic_write_json
@@ -39,6 +42,7 @@ class EvalConfig:
     teacher_model: Path | None = None  # ISNet ONNX: size and latency of the teacher itself
     latency_images: int = 20
     threads: int = 1
+    refine: GuidedFilter | None = None  # also score the served pipeline: foreground refined at full resolution
     extra: dict = field(default_factory=dict)
 
 
@@ -50,14 +54,20 @@ def load_pair(item: Item, lookup: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return image, np.asarray(lookup, np.uint8)[mask]
 
 
-def predict_full(model, image: np.ndarray, size: int) -> np.ndarray:
-    """Class map at the photo's resolution: resize in bilinear, logits resized back bilinear, then argmax."""
+def predict_full(model, image: np.ndarray, size: int, refine_cfg: GuidedFilter | None = None) -> np.ndarray:
+    """Class map at the photo's resolution: resize in bilinear, logits resized back bilinear, then argmax. With
+    `refine_cfg`, foreground is instead where the refined foreground probability (1 − softmax background, as the web
+    app computes it) exceeds 0.5, and foreground pixels take their best non-background class."""
     import tensorflow as tf
 
     x = tf.image.resize(tf.cast(image[None], tf.float32), (size, size), method="bilinear")
-    logits = model(x, training=False)
-    logits = tf.image.resize(logits, image.shape[:2], method="bilinear")
-    return np.argmax(logits.numpy()[0], axis=-1).astype(np.uint8)
+    small = model(x, training=False)
+    logits = tf.image.resize(small, image.shape[:2], method="bilinear").numpy()[0]
+    if refine_cfg is None:
+        return np.argmax(logits, axis=-1).astype(np.uint8)
+    prob_fg = 1.0 - tf.nn.softmax(small[0], axis=-1).numpy()[..., 0]
+    foreground = refine(prob_fg, Image.fromarray(image), refine_cfg) > 0.5
+    return np.where(foreground, 1 + np.argmax(logits[..., 1:], axis=-1), 0).astype(np.uint8)
 
 
 @dataclass
@@ -70,7 +80,8 @@ class PhotoScores:
     right: np.ndarray  # (photos,) 1 if the photo's product label is its class, 0 if not, -1 if it has no class
 
 
-def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...]) -> PhotoScores:
+def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...],
+                 refine_cfg: GuidedFilter | None = None) -> PhotoScores:
     """Run the model on each photo at full resolution and keep its confusion matrices."""
     n = len(classes)
     lookup = mask_lookup(classes)
@@ -78,7 +89,7 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...]) 
     conf, conf_dom, fg, right = [], [], [], []
     for item in tqdm(items, desc="evaluate", unit="img", leave=False):
         image, truth = load_pair(item, lookup)
-        pred = predict_full(model, image, size)
+        pred = predict_full(model, image, size, refine_cfg)
         label = dominant_class(pred, n, other)
         conf.append(confusion_matrix(truth, pred, n))
         conf_dom.append(confusion_matrix(truth, np.where(pred != 0, label, 0), n))
@@ -87,14 +98,15 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...]) 
     return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right))
 
 
-def foreground_scores(model, size: int, items: list[Item], classes: tuple[str, ...]) -> np.ndarray:
+def foreground_scores(model, size: int, items: list[Item], classes: tuple[str, ...],
+                      refine_cfg: GuidedFilter | None = None) -> np.ndarray:
     """Per-photo 2×2 background/foreground confusions (photos on axis 0) for any product photos, classed or not: an
     unclassed product's pixels (255 in its mask) are foreground like any class's."""
     lookup = mask_lookup(classes, keep_unclassed=True)
     fg = []
     for item in tqdm(items, desc="foreground", unit="img", leave=False):
         image, truth = load_pair(item, lookup)
-        fg.append(foreground_confusion(truth, predict_full(model, image, size)))
+        fg.append(foreground_confusion(truth, predict_full(model, image, size, refine_cfg)))
     return np.array(fg).reshape(-1, 2, 2)
 
 
@@ -214,39 +226,56 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
         raise ValueError("the test split has no classed products")
     out = {"split": "test", "classes": list(classes), "scored_classes": [classes[i] for i in scored_ids(classes)],
            "resolution": "full photo resolution (logits upsampled bilinear before argmax)", "models": {}}
-    photo_scores: dict[str, PhotoScores] = {}
-    fg_products: dict[str, np.ndarray] = {}
+    if cfg.refine is not None:
+        out["refine"] = {**cfg.refine.as_dict(), "note": "the 'refined' blocks score foreground as the web app serves "
+                                                         "it: guided-filter refinement, threshold 0.5"}
+    protocols = {"plain": None, **({"refined": cfg.refine} if cfg.refine is not None else {})}
+    photo_scores: dict[tuple[str, str], PhotoScores] = {}
+    fg_products: dict[tuple[str, str], np.ndarray] = {}
     test_unclassed = [it for it in items if it.split == "test" and it.klass is None]
     for mut in cfg.models:
         model, run_cfg = load_run_model(mut.run_dir)
         if tuple(run_cfg["classes"]) != tuple(classes):
             raise ValueError(f"{mut.run_dir} was trained on {run_cfg['classes']}, not {list(classes)}")
         size = run_cfg["input_size"]
-        log.info("scoring %s on %d classed test photos (+ %d unclassed for foreground IoU)", mut.name,
-                 len(test_classed), len(test_unclassed))
-        photo_scores[mut.name] = score_photos(model, size, test_classed, classes)
         entry = {"run_dir": str(mut.run_dir), "input_size": size, "decoder": run_cfg["decoder"],
                  "params": int(model.count_params()), **_macs(mac_breakdown(model)),
-                 "classed": summarize(photo_scores[mut.name], classes),
                  "files": file_stats(model, mut.export_dir, size, cfg.latency_images, cfg.threads)}
+        for protocol, refine_cfg in protocols.items():
+            log.info("scoring %s (%s) on %d classed test photos (+ %d unclassed for foreground IoU)", mut.name,
+                     protocol, len(test_classed), len(test_unclassed))
+            key = (mut.name, protocol)
+            photo_scores[key] = score_photos(model, size, test_classed, classes, refine_cfg)
+            # Foreground IoU over every test product (~400 photos, classed or not): a far tighter interval than the
+            # 44 classed photos give, for the mask alone.
+            fg_products[key] = np.concatenate([photo_scores[key].fg,
+                                               foreground_scores(model, size, test_unclassed, classes, refine_cfg)])
+            scores = {"classed": summarize(photo_scores[key], classes),
+                      "products": {"images": len(fg_products[key]), "foreground_iou": _foreground(fg_products[key].sum(0)),
+                                   "foreground_iou_ci95": list(bootstrap_ci(_foreground, [fg_products[key]]))}}
+            if protocol == "plain":
+                entry.update(scores)
+            else:
+                entry[protocol] = scores
         if len(test_all) > len(test_classed):
             entry["all"] = score_model(model, size, test_all, classes)
-        # Foreground IoU over every test product (~400 photos, classed or not): a far tighter interval than the 44
-        # classed photos give, for the mask alone.
-        fg_products[mut.name] = np.concatenate([photo_scores[mut.name].fg,
-                                                foreground_scores(model, size, test_unclassed, classes)])
-        entry["products"] = {"images": len(fg_products[mut.name]),
-                             "foreground_iou": _foreground(fg_products[mut.name].sum(0)),
-                             "foreground_iou_ci95": list(bootstrap_ci(_foreground, [fg_products[mut.name]]))}
         history = Path(mut.run_dir) / "history.csv"
         entry["history"] = str(history) if history.exists() else None
         out["models"][mut.name] = entry
-    if len(cfg.models) >= 2:  # the shipped model minus the baseline, on the same classed test photos
+    if len(cfg.models) >= 2:  # the shipped model minus the baseline, on the same photos, under each protocol
         first, second = cfg.models[0].name, cfg.models[1].name
-        out["comparison"] = {"a": first, "b": second,
-                             **compare(photo_scores[first], photo_scores[second], classes),
-                             "foreground_iou_products_diff_ci95": foreground_diff_ci(fg_products[first],
-                                                                                     fg_products[second])}
+        for protocol in protocols:
+            a, b = (first, protocol), (second, protocol)
+            block = {"a": first, "b": second, **compare(photo_scores[a], photo_scores[b], classes),
+                     "foreground_iou_products_diff_ci95": foreground_diff_ci(fg_products[a], fg_products[b])}
+            out["comparison" if protocol == "plain" else f"comparison_{protocol}"] = block
+    if cfg.refine is not None:  # what the refinement itself adds, per model (refined minus plain, same photos)
+        out["refine_gain"] = {
+            mut.name: {"foreground_iou_diff_ci95": foreground_diff_ci(photo_scores[(mut.name, "refined")].fg,
+                                                                      photo_scores[(mut.name, "plain")].fg),
+                       "foreground_iou_products_diff_ci95": foreground_diff_ci(fg_products[(mut.name, "refined")],
+                                                                               fg_products[(mut.name, "plain")])}
+            for mut in cfg.models}
     if cfg.teacher_model is not None and Path(cfg.teacher_model).is_file():
         out["teacher"] = teacher_stats(cfg.teacher_model, test_classed)
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +309,16 @@ def headline(metrics: dict, name: str) -> dict:
         head["test_images_all"] = m["all"]["images"]
         head["test_mean_iou_all"] = round(m["all"]["mean_iou"], 4)
         head["test_foreground_iou_all"] = round(m["all"]["foreground_iou"], 4)
+    if "refined" in m:  # the served pipeline: foreground refined at full resolution (model.json's `refine`)
+        r = m["refined"]
+        head["test_refined"] = {"mean_iou": round(r["classed"]["mean_iou"], 4),
+                                "mean_iou_ci95": [round(v, 4) for v in r["classed"]["mean_iou_ci95"]],
+                                "foreground_iou": round(r["classed"]["foreground_iou"], 4),
+                                "foreground_iou_ci95": [round(v, 4) for v in r["classed"]["foreground_iou_ci95"]],
+                                "category_accuracy": round(r["classed"]["category_accuracy"], 4),
+                                "foreground_iou_products": round(r["products"]["foreground_iou"], 4),
+                                "foreground_iou_products_ci95": [round(v, 4)
+                                                                 for v in r["products"]["foreground_iou_ci95"]]}
     fp16 = m["files"].get("tflite_fp16")
     if fp16:
         head["tflite_fp16_latency_ms_1thread"] = round(fp16["latency_s"] * 1000, 2)

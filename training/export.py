@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from webapp.refine import GuidedFilter
+
 from .io import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class ExportConfig:
     check_images: int = 8
     tolerance: float = 0.05  # max |logit difference| allowed between fp32 TFLite and Keras
     check_photos: list[str] = field(default_factory=list)  # real photos for the TFLite ≈ Keras check
+    refine: GuidedFilter | None = None  # the served mask refinement, written into model.json
 
 
 def load_resized(path: str | Path, size: int) -> np.ndarray:
@@ -160,6 +163,8 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict
         "files": shipped,
         "metrics": metrics or {},
     }  # exactly the DEVELOPERS.md contract; the TFLite checks are in the work dir's export.json
+    if cfg.refine is not None:  # how serving upsamples the foreground (webapp.refine); absent: plain bilinear
+        doc["refine"] = cfg.refine.as_dict()
     path = ship_dir / "model.json"
     atomic_write_json(path, doc)
     log.info("shipped %s", path)

@@ -15,3 +15,8 @@ def test_missing_labels(tmp_path, capsys):
 def test_export_without_run(tmp_path, capsys):
     code = main(["export", "--run-dir", str(tmp_path), "--work-dir", str(tmp_path / "w"), "--no-ship"])
     assert code == 2 and "no trained run" in capsys.readouterr().out
+
+
+def test_bad_refine_setting(tmp_path, capsys):
+    code = main(["export", "--run-dir", str(tmp_path), "--refine-eps", "0"])
+    assert code == 2 and "eps > 0" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from training.dataset import build_dataset_file
 from training.evaluate import EvalConfig, ModelUnderTest, evaluate, foreground_scores, headline, predict_full
 from training.io import atomic_write_json
 from training.model import build_model
+from webapp.refine import GuidedFilter
 
 from .conftest import CLASSES
 
@@ -16,6 +17,20 @@ def test_predict_full_returns_photo_resolution():
     model = build_model(32, 3, encoder_weights=None)
     pred = predict_full(model, np.zeros((48, 40, 3), np.uint8), 32)
     assert pred.shape == (48, 40) and pred.dtype == np.uint8
+
+
+def test_predict_full_refined_keeps_the_best_foreground_class():
+    """Served protocol: foreground from the refined probability, labelled with the best non-background class."""
+    import tensorflow as tf
+
+    def confident(x, training=False):  # logits (bg 0, class 1: 1, class 2: 3): foreground of class 2 everywhere
+        return tf.concat([tf.zeros_like(x[..., :1]), tf.ones_like(x[..., :1]), 3 * tf.ones_like(x[..., :1])], -1)
+
+    image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    plain = predict_full(confident, image, 32)
+    refined = predict_full(confident, image, 32, GuidedFilter())
+    assert refined.shape == plain.shape == (48, 40)
+    assert (refined == 2).all() and (plain == 2).all()
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
@@ -28,7 +43,7 @@ def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
                                             "decoder": "fast", "width": 96})
     out = tmp_path / "eval"
     metrics = evaluate(EvalConfig(models=[ModelUnderTest("fast", run), ModelUnderTest("again", run)], out_dir=out,
-                                  latency_images=2), items, CLASSES)
+                                  latency_images=2, refine=GuidedFilter(radius=1)), items, CLASSES)
     n_test = sum(1 for it in items if it.split == "test" and it.klass)
     m = metrics["models"]["fast"]["classed"]
     assert m["images"] == n_test and 0 <= m["foreground_iou"] <= 1 and 0 <= m["category_accuracy"] <= 1
@@ -46,6 +61,12 @@ def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
     products = metrics["models"]["fast"]["products"]
     assert products["images"] == sum(1 for it in items if it.split == "test")
     assert headline(metrics, "fast")["test_images_products"] == products["images"]
+    # The served protocol is scored too, with its own comparison and the refinement's own gain.
+    refined = metrics["models"]["fast"]["refined"]
+    assert refined["classed"]["images"] == n_test and refined["products"]["images"] == products["images"]
+    assert metrics["comparison_refined"]["foreground_iou_diff_ci95"] == [0.0, 0.0]
+    assert set(metrics["refine_gain"]) == {"fast", "again"} and metrics["refine"]["radius"] == 1
+    assert headline(metrics, "fast")["test_refined"]["foreground_iou"] == round(refined["classed"]["foreground_iou"], 4)
 
 
 def test_foreground_scores_count_unclassed_products_as_foreground(tiny_data, tmp_path):
