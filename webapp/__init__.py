@@ -72,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         segmenter=SegmenterHolder(app.config["MODEL_DIR"], num_threads=app.config["MODEL_THREADS"],
                                   pool_size=app.config["MODEL_INTERPRETERS"],
                                   threshold=app.config["MASK_THRESHOLD"], min_area=app.config["MIN_PRODUCT_AREA"],
+                                  refine_max_side=app.config["REFINE_MAX_SIDE"],
                                   retry_seconds=app.config["MODEL_RETRY_SECONDS"]),
         metrics=metrics.init_app(app),
         limiter=(TokenBucketLimiter(app.config["RATELIMIT_PER_SECOND"], app.config["RATELIMIT_BURST"])

@@ -84,9 +84,10 @@ def run_prediction(seg: Segmenter, data: bytes, *, need_full: bool) -> tuple[ima
     """Decode and segment an upload; returns the decoded image, the prediction and the decode time in ms."""
     t0 = time.perf_counter()
     decoded = imaging.decode(data, (seg.spec.input_width, seg.spec.input_height),
-                             max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full)
+                             max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full,
+                             guide_side=seg.guide_side)
     decode_ms = (time.perf_counter() - t0) * 1000
-    pred = seg.predict(decoded.model_input, decoded.size)
+    pred = seg.predict(decoded.model_input, decoded.size, decoded.guide)
     metrics = _services().metrics
     metrics.inference.observe(pred.timing_ms["inference"] / 1000)
     metrics.predictions.labels(pred.detections[0].label if pred.detections else "none").inc()

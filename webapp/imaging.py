@@ -24,11 +24,12 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @dataclass
 class Decoded:
-    """An upload decoded for the model: the model-sized RGB input, and the full RGB image when asked for."""
+    """An upload decoded for the model: the model-sized RGB input, the full RGB image and the guide when asked for."""
 
     size: tuple[int, int]  # full resolution (w, h) after EXIF orientation
     model_input: Image.Image
     full: Image.Image | None
+    guide: Image.Image | None = None  # RGB, long side <= the guide_side asked for (mask refinement)
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -73,8 +74,19 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_full: bool) -> Decoded:
-    """Decode an upload: honour EXIF orientation, convert to RGB and resize once to the model input (w, h)."""
+def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """Size (w, h) scaled down, aspect kept, so its long side is at most max_side (never scaled up)."""
+    w, h = size
+    scale = max_side / max(w, h)
+    if scale >= 1:
+        return size
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_full: bool,
+           guide_side: int = 0) -> Decoded:
+    """Decode an upload: honour EXIF orientation, convert to RGB and resize once to the model input (w, h); with
+    guide_side > 0 also make the guide photo for the mask refinement (long side <= guide_side)."""
     img = open_image(data, max_pixels)
     w, h = img.size
     try:
@@ -85,9 +97,11 @@ def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_fu
     full_size = (h, w) if orientation in _ROTATED_ORIENTATIONS else (w, h)
     try:
         if not need_full and img.format == "JPEG":
-            # Let libjpeg decode at a reduced scale (still >= the model input): much faster than a full decode.
+            # Let libjpeg decode at a reduced scale (still >= the model input and the guide, both as stored): much
+            # faster than a full decode.
             mw, mh = model_size if orientation not in _ROTATED_ORIENTATIONS else model_size[::-1]
-            img.draft("RGB", (mw, mh))
+            gw, gh = fit_within((w, h), guide_side) if guide_side else (0, 0)
+            img.draft("RGB", (max(mw, gw), max(mh, gh)))
         img.load()
         if orientation != 1:
             img = ImageOps.exif_transpose(img)
@@ -97,7 +111,11 @@ def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_fu
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ApiError(400, "invalid_image", f"the image data is corrupt or truncated ({exc})") from exc
     model_input = rgb.resize(model_size, Image.BILINEAR)
-    return Decoded(full_size, model_input, rgb if need_full else None)
+    guide = None
+    if guide_side:
+        guide_size = fit_within(rgb.size, guide_side)
+        guide = rgb if guide_size == rgb.size else rgb.resize(guide_size, Image.BILINEAR)
+    return Decoded(full_size, model_input, rgb if need_full else None, guide)
 
 
 def mask_png(mask: Image.Image) -> bytes:

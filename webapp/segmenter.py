@@ -5,6 +5,7 @@ from a small pool, built lazily on first use and kept for the worker's life.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .cache import file_sha256
+from .refine import GuidedFilter, refine
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class ModelSpec:
     input_width: int
     path: Path
     sha256: str
+    refine: GuidedFilter | None = None  # edge-aware upsampling of the foreground; None: plain bilinear
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "ModelSpec":
@@ -64,6 +67,7 @@ class ModelSpec:
                 input_width=int(meta["input"]["width"]),
                 path=model_dir / entry["path"],
                 sha256=str(entry["sha256"]).lower(),
+                refine=_refine_settings(meta.get("refine"), meta_path),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{meta_path}: missing or bad field ({exc!r})") from exc
@@ -73,6 +77,16 @@ class ModelSpec:
         if actual != spec.sha256:
             raise ModelError(f"{spec.path}: sha256 {actual[:12]}… does not match model.json ({spec.sha256[:12]}…)")
         return spec
+
+
+def _refine_settings(entry: Any, meta_path: Path) -> GuidedFilter | None:
+    """model.json's optional `refine` entry as settings, or ModelError when it is malformed."""
+    if entry is not None and not isinstance(entry, dict):
+        raise ModelError(f"{meta_path}: refine must be an object, got {entry!r}")
+    try:
+        return GuidedFilter.from_dict(entry)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{meta_path}: bad refine entry {entry!r} ({exc!r})") from exc
 
 
 def _sha256(path: Path) -> str:
@@ -117,10 +131,12 @@ class _Runner:
 
 
 class Segmenter:
-    """A model session: predict(image, size) -> Prediction. Safe to share between threads."""
+    """A model session: predict(image, size, guide) -> Prediction. Safe to share between threads."""
 
     def __init__(self, spec: ModelSpec, *, num_threads: int = 1, pool_size: int = 2, threshold: float = 0.5,
-                 min_area: float = 0.005) -> None:
+                 min_area: float = 0.005, refine_max_side: int = 0) -> None:
+        if refine_max_side < 0:
+            raise ValueError(f"REFINE_MAX_SIDE must be >= 0 (0 turns refinement off), got {refine_max_side}")
         self.spec = spec
         self.num_threads = num_threads
         self.threshold = threshold
@@ -133,11 +149,18 @@ class Segmenter:
         self._created = 0
         self._lut = _alpha_lut(threshold)
         self._generic = spec.classes.index(GENERIC_CLASS) if GENERIC_CLASS in spec.classes else -1
+        # The refinement's cost grows with the guide's pixels: the guide photo's long side is capped.
+        self.guide_side = refine_max_side if spec.refine is not None else 0
+        self._served_hash = spec.sha256[:16]
+        if self.guide_side:
+            # Same weights, other masks: cached cut-outs made without (or with other) refinement must not be reused.
+            served = json.dumps([spec.sha256, spec.refine.as_dict(), self.guide_side])
+            self._served_hash = hashlib.sha256(served.encode()).hexdigest()[:16]
 
     @property
     def model_hash(self) -> str:
-        """Short hash identifying the model (for cache keys)."""
-        return self.spec.sha256[:16]
+        """Short hash identifying what the model serves: its file, plus the refinement when on (for cache keys)."""
+        return self._served_hash
 
     def _build(self) -> _Runner:
         """Build one interpreter and check it against model.json."""
@@ -195,8 +218,12 @@ class Segmenter:
         finally:
             self._pool.put(runner)
 
-    def predict(self, model_input: Image.Image, size: tuple[int, int]) -> Prediction:
-        """Segment an RGB image already resized to the model input; the mask is returned at `size` (w, h)."""
+    def predict(self, model_input: Image.Image, size: tuple[int, int],
+                guide: Image.Image | None = None) -> Prediction:
+        """Segment an RGB image already resized to the model input; the mask is returned at `size` (w, h).
+
+        `guide` is the photo with a long side of at most `guide_side`: when refinement is on, the foreground's edges
+        follow its colour edges; without it (or with refinement off) the foreground is upsampled bilinearly."""
         t0 = time.perf_counter()
         batch = np.asarray(model_input, dtype=np.float32)[None]
         logits = self._run(batch).astype(np.float32, copy=False)
@@ -209,9 +236,17 @@ class Segmenter:
         total = exp.sum(axis=0)
         fg = 1.0 - exp[0] / total  # foreground probability: 1 - softmax(background)
         label, score = self._label(planes, top, exp, total)
-        # Upsample the single foreground channel to full size, then decide (threshold with a soft ramp).
+        timing = {"inference": (t1 - t0) * 1000}
+        if self.guide_side and guide is not None:
+            t_refine = time.perf_counter()
+            fg = refine(fg, guide, self.spec.refine)  # now at the guide's resolution
+            timing["refine"] = (time.perf_counter() - t_refine) * 1000
+        # Bring the single foreground channel to full size (bilinear, unless the refinement already did), then decide
+        # (threshold with a soft ramp).
         fg8 = Image.fromarray(np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-        mask = fg8.resize(size, Image.BILINEAR).point(self._lut)
+        if fg8.size != size:
+            fg8 = fg8.resize(size, Image.BILINEAR)
+        mask = fg8.point(self._lut)
         detections = []
         if label is not None:
             detection = self._detect(mask, label, score)
@@ -219,8 +254,8 @@ class Segmenter:
                 detections.append(detection)
         if not detections:
             mask = Image.new("L", size, 0)
-        t2 = time.perf_counter()
-        return Prediction(mask, detections, {"inference": (t1 - t0) * 1000, "postprocess": (t2 - t1) * 1000})
+        timing["postprocess"] = (time.perf_counter() - t1) * 1000 - timing.get("refine", 0.0)
+        return Prediction(mask, detections, timing)
 
     def _label(self, planes: np.ndarray, top: np.ndarray, exp: np.ndarray,
                total: np.ndarray) -> tuple[str | None, float]:
@@ -259,10 +294,10 @@ class SegmenterHolder:
     """Owns the app's Segmenter: loads it on demand and retries a missing or broken model now and then."""
 
     def __init__(self, model_dir: str, *, num_threads: int, pool_size: int, threshold: float, min_area: float,
-                 retry_seconds: float) -> None:
+                 refine_max_side: int, retry_seconds: float) -> None:
         self.model_dir = model_dir
         self._kwargs = {"num_threads": num_threads, "pool_size": pool_size, "threshold": threshold,
-                        "min_area": min_area}
+                        "min_area": min_area, "refine_max_side": refine_max_side}
         self._retry_seconds = retry_seconds
         self._lock = threading.Lock()
         self._segmenter: Segmenter | None = None
@@ -284,9 +319,11 @@ class SegmenterHolder:
                     self._segmenter = Segmenter(ModelSpec.load(self.model_dir), **self._kwargs)
                     self._segmenter.warm_up()
                     self._error = None
-                    log.info("model %s %s ready (%d classes, input %dx%d)", self._segmenter.spec.name,
-                             self._segmenter.spec.version, len(self._segmenter.spec.classes),
-                             self._segmenter.spec.input_width, self._segmenter.spec.input_height)
+                    seg = self._segmenter
+                    log.info("model %s %s ready (%d classes, input %dx%d, refine %s)", seg.spec.name,
+                             seg.spec.version, len(seg.spec.classes), seg.spec.input_width, seg.spec.input_height,
+                             f"{seg.spec.refine.as_dict()} with guide <= {seg.guide_side} px" if seg.guide_side
+                             else "off")
                 except (ModelError, ValueError, RuntimeError) as exc:
                     # litert raises ValueError/RuntimeError for a corrupt flatbuffer; keep serving pages meanwhile.
                     self._segmenter = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from webapp.db import get_db, init_db
 # Classes of the tiny model: dark pixels are "chair" (blue-ish dark pixels are "other"), white is background.
 TINY_CLASSES = ["background", "chair", "other"]
 TINY_H, TINY_W = 40, 56  # deliberately not square, so a swapped height/width shows up in the tests
+# model.json's mask refinement, as the training export writes it.
+REFINE = {"method": "fast_guided_filter", "radius": 4, "eps": 0.0001}
 
 
 def build_tiny_model(out_dir: Path) -> Path:
@@ -59,6 +62,15 @@ def build_tiny_model(out_dir: Path) -> Path:
     return out_dir
 
 
+def with_refine(model_dir: Path, out_dir: Path, entry=REFINE) -> Path:
+    """A copy of a model folder whose model.json has `refine` set to entry."""
+    shutil.copytree(model_dir, out_dir)
+    meta = json.loads((out_dir / "model.json").read_text())
+    meta["refine"] = entry
+    (out_dir / "model.json").write_text(json.dumps(meta))
+    return out_dir
+
+
 def square_photo(size=(200, 160), box=(50, 40, 130, 120), color=(20, 20, 20), fmt="JPEG", mode="RGB") -> bytes:
     """A white photo with one dark rectangle (the 'product'), encoded in fmt."""
     img = Image.new("RGB", size, (255, 255, 255))
@@ -74,6 +86,12 @@ def square_photo(size=(200, 160), box=(50, 40, 130, 120), color=(20, 20, 20), fm
 def model_dir(tmp_path_factory) -> Path:
     """The tiny model, built once per test session."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def refine_model_dir(model_dir, tmp_path_factory) -> Path:
+    """The tiny model with a refine entry (guided-filter upsampling of its foreground)."""
+    return with_refine(model_dir, tmp_path_factory.mktemp("refine_model") / "model")
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +166,12 @@ def client(app):
 def runner(app):
     """A CLI runner."""
     return app.test_cli_runner()
+
+
+@pytest.fixture(name="with_refine")
+def with_refine_fixture():
+    """The with_refine() helper for test modules."""
+    return with_refine
 
 
 @pytest.fixture(name="square_photo")

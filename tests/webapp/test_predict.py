@@ -13,6 +13,14 @@ from PIL import Image
 BOX = (50, 40, 130, 120)  # the dark square of square_photo(), in a 200x160 photo
 
 
+@pytest.fixture(params=["plain", "refined"])
+def any_client(request, make_app, refine_model_dir):
+    """A client of the tiny model as it is, and with refinement guided by a photo smaller than the test photos."""
+    if request.param == "plain":
+        return make_app().test_client()
+    return make_app(MODEL_DIR=str(refine_model_dir), REFINE_MAX_SIDE=120).test_client()
+
+
 def post(client, data: bytes, filename="photo.jpg", **params):
     """POST bytes as the image field."""
     return client.post("/predict", data={"image": (io.BytesIO(data), filename), **params},
@@ -56,6 +64,26 @@ def test_predict_json_finds_the_dark_square(client, square_photo):
     assert mask[80, 90] == 255 and mask[5, 5] == 0 and mask[150, 190] == 0
     # A soft feathered edge: some pixels between 0 and 255 along the border, not a hard step.
     assert ((mask > 0) & (mask < 255)).sum() > 0
+
+
+def test_predict_json_with_refinement(make_app, refine_model_dir, square_photo):
+    client = make_app(MODEL_DIR=str(refine_model_dir)).test_client()
+    body = post(client, square_photo()).get_json()
+    assert set(body["timing_ms"]) >= {"decode", "inference", "refine", "postprocess", "encode", "total"}
+    [pred] = body["predictions"]
+    assert pred["label"] == "chair" and decode_mask(body).shape == (160, 200)
+    assert all(abs(got - want) <= 2 for got, want in zip(pred["bbox"], BOX))
+    cut = Image.open(io.BytesIO(post(client, square_photo(), format="png").data))
+    assert cut.mode == "RGBA" and 80 <= cut.width <= 92 and 80 <= cut.height <= 92
+
+
+def test_refine_max_side_zero_turns_refinement_off(make_app, refine_model_dir, square_photo):
+    plain = post(make_app().test_client(), square_photo()).get_json()
+    off = post(make_app(MODEL_DIR=str(refine_model_dir), REFINE_MAX_SIDE=0).test_client(), square_photo()).get_json()
+    on = post(make_app(MODEL_DIR=str(refine_model_dir)).test_client(), square_photo()).get_json()
+    assert "refine" not in off["timing_ms"] and "refine" in on["timing_ms"]
+    assert np.array_equal(decode_mask(off), decode_mask(plain))
+    assert not np.array_equal(decode_mask(on), decode_mask(plain))
 
 
 def test_blank_white_image_has_no_product(client, square_photo):
@@ -131,7 +159,7 @@ def test_16_bit_png_is_scaled_not_clipped(client):
     assert pred["label"] == "chair"
 
 
-def test_exif_rotation_is_honoured(client):
+def test_exif_rotation_is_honoured(any_client):
     # Stored 200x160 with the square near the left edge; orientation 6 means "rotate 90° clockwise to view".
     img = Image.new("RGB", (200, 160), "white")
     img.paste((20, 20, 20), (10, 40, 60, 120))
@@ -140,7 +168,7 @@ def test_exif_rotation_is_honoured(client):
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=95, exif=exif)
     for fmt in ("json", "png"):
-        resp = post(client, buf.getvalue(), format=fmt, crop="false")
+        resp = post(any_client, buf.getvalue(), format=fmt, crop="false")
         if fmt == "json":
             body = resp.get_json()
             assert (body["width"], body["height"]) == (160, 200)
@@ -266,10 +294,10 @@ def test_get_predict_is_405_json(client):
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 3000), (3000, 2)])
-def test_degenerate_sizes(client, size):
+def test_degenerate_sizes(any_client, size):
     buf = io.BytesIO()
     Image.new("RGB", size, (10, 10, 10)).save(buf, "PNG")
-    body = post(client, buf.getvalue(), "thin.png").get_json()
+    body = post(any_client, buf.getvalue(), "thin.png").get_json()
     assert body["success"] is True and (body["width"], body["height"]) == size
     assert decode_mask(body).shape == (size[1], size[0])
 
