@@ -105,7 +105,8 @@ def test_final_fit_trains_on_val_for_every_epoch(tiny_data, tmp_path, monkeypatc
     result = train(cfg, items)
     assert result.epochs == 3
     # Seen photos cannot tell when to stop or which epoch is best: no early stopping, the last weights are kept.
-    assert [name for name, _ in made] == ["ModelCheckpoint"]
-    assert made[0][1]["save_best_only"] is False
+    assert [name for name, _ in made] == ["ModelCheckpoint", "ModelCheckpoint"]  # best (here: every epoch), last
+    assert all(kwargs.get("save_best_only", False) is False for _, kwargs in made)
+    assert (tmp_path / "run" / "last.weights.h5").is_file()
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["val_seen_in_training"] is True
