@@ -224,6 +224,10 @@ def _add_refine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine-radius", type=int, default=default.radius,
                    help="guided-filter window radius in model pixels (0: no refinement; default chosen on validation)")
     p.add_argument("--refine-eps", type=float, default=default.eps, help="guided-filter regulariser")
+    p.add_argument("--refine-subsample", type=int, default=default.subsample,
+                   help="fit the filter at the model output's resolution / N")
+    p.add_argument("--refine-max-side", type=int, default=default.max_side,
+                   help="apply it to the photo capped to this long side (px), then upsample")
 
 
 def _refine(args: argparse.Namespace):
@@ -232,7 +236,7 @@ def _refine(args: argparse.Namespace):
 
     if args.refine_radius == 0:
         return None
-    return GuidedFilter.from_dict({**GuidedFilter().as_dict(), "radius": args.refine_radius, "eps": args.refine_eps})
+    return GuidedFilter(args.refine_radius, args.refine_eps, args.refine_subsample, args.refine_max_side)
 
 
 def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:

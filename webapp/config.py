@@ -58,8 +58,9 @@ class Config:
     MASK_THRESHOLD: float = 0.5
     # Fraction of the image below which the foreground is noise and the answer is "no product".
     MIN_PRODUCT_AREA: float = 0.005
-    # Long side (px) of the photo that guides model.json's mask refinement; its cost grows with the guide's pixels
-    # (~10 ms at 500x500). Larger photos are refined at this size, then upsampled bilinearly. 0: refinement off.
+    # Upper bound (px) on the long side of the photo that guides model.json's mask refinement, on top of the model's
+    # own `refine.max_side` (250: ~2.5 ms a photo); its cost grows with the guide's pixels. Lower is cheaper with
+    # coarser edges; 0 turns refinement off.
     REFINE_MAX_SIDE: int = 1024
     RATELIMIT_ENABLED: bool = True
     RATELIMIT_PER_SECOND: float = 10.0

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ApiError
+from .refine import fit_within
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +73,6 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
-
-
-def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
-    """Size (w, h) scaled down, aspect kept, so its long side is at most max_side (never scaled up)."""
-    w, h = size
-    scale = max_side / max(w, h)
-    if scale >= 1:
-        return size
-    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_full: bool,

@@ -149,8 +149,9 @@ class Segmenter:
         self._created = 0
         self._lut = _alpha_lut(threshold)
         self._generic = spec.classes.index(GENERIC_CLASS) if GENERIC_CLASS in spec.classes else -1
-        # The refinement's cost grows with the guide's pixels: the guide photo's long side is capped.
-        self.guide_side = refine_max_side if spec.refine is not None else 0
+        # The refinement works on the photo capped to the model's max_side (what evaluation scored); REFINE_MAX_SIDE
+        # can only lower that (cheaper, coarser edges) or turn it off.
+        self.guide_side = min(refine_max_side, spec.refine.max_side) if spec.refine is not None else 0
         self._served_hash = spec.sha256[:16]
         if self.guide_side:
             # Same weights, other masks: cached cut-outs made without (or with other) refinement must not be reused.

@@ -17,8 +17,9 @@ from webapp.db import get_db, init_db
 # Classes of the tiny model: dark pixels are "chair" (blue-ish dark pixels are "other"), white is background.
 TINY_CLASSES = ["background", "chair", "other"]
 TINY_H, TINY_W = 40, 56  # deliberately not square, so a swapped height/width shows up in the tests
-# model.json's mask refinement, as the training export writes it.
-REFINE = {"method": "fast_guided_filter", "radius": 4, "eps": 0.0001}
+# model.json's mask refinement, as the training export writes it; applied at up to 1024 px so the tiny test photos
+# are refined at their own size.
+REFINE = {"method": "fast_guided_filter", "radius": 4, "eps": 0.0001, "subsample": 1, "max_side": 1024}
 
 
 def build_tiny_model(out_dir: Path) -> Path:

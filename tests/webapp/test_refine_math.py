@@ -48,7 +48,7 @@ def test_refine_snaps_a_blurred_edge_to_the_photo_edge():
     coarse = np.asarray(Image.fromarray(truth.astype(np.float32), "F").resize((small, small), Image.BILINEAR))
     prob = box_mean(coarse, 1)  # a soft, slightly bloated edge, as a low-resolution model gives
     plain = np.asarray(Image.fromarray(prob.astype(np.float32), "F").resize((side, side), Image.BILINEAR)) > 0.5
-    refined = refine(prob, photo, GuidedFilter())
+    refined = refine(prob, photo, GuidedFilter(subsample=1, max_side=side))
     assert refined.shape == (side, side) and 0.0 <= refined.min() and refined.max() <= 1.0
 
     def iou(mask):
@@ -58,17 +58,29 @@ def test_refine_snaps_a_blurred_edge_to_the_photo_edge():
     assert iou(refined > 0.5) > iou(plain)
 
 
-@pytest.mark.parametrize("meta, message", [
-    ({"method": "bilateral", "radius": 4, "eps": 1e-4}, "unknown refine method"),
-    ({"method": "fast_guided_filter", "radius": 0, "eps": 1e-4}, "radius >= 1"),
-    ({"method": "fast_guided_filter", "radius": 4, "eps": 0}, "eps > 0"),
+@pytest.mark.parametrize("change, message", [
+    ({"method": "bilateral"}, "unknown refine method"),
+    ({"radius": 0}, "radius >= 1"),
+    ({"eps": 0}, "eps > 0"),
+    ({"subsample": 0}, "subsample >= 1"),
 ])
-def test_bad_settings_are_refused(meta, message):
+def test_bad_settings_are_refused(change, message):
     with pytest.raises(ValueError, match=message):
-        GuidedFilter.from_dict(meta)
+        GuidedFilter.from_dict({**GuidedFilter().as_dict(), **change})
 
 
 def test_settings_round_trip_and_absent():
-    cfg = GuidedFilter(3, 1e-3)
+    cfg = GuidedFilter(3, 1e-3, subsample=1, max_side=64)
     assert GuidedFilter.from_dict(cfg.as_dict()) == cfg
     assert GuidedFilter.from_dict(None) is None
+
+
+def test_refine_caps_the_photo_and_returns_its_size():
+    """A photo larger than max_side is refined at max_side and the result upsampled: the edge stays close."""
+    truth = np.zeros((300, 450), bool)
+    truth[:, :200] = True
+    photo = Image.fromarray(np.where(truth[..., None], 30, 240).astype(np.uint8).repeat(3, axis=-1))
+    prob = np.asarray(Image.fromarray(truth.astype(np.float32), "F").resize((48, 32), Image.BILINEAR))
+    out = refine(prob, photo, GuidedFilter(radius=1, subsample=2, max_side=150))
+    assert out.shape == (300, 450)
+    assert ((out > 0.5) != truth).sum() <= 2 * 300  # within a column or two of the edge

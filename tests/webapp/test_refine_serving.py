@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.imaging import decode, fit_within
-from webapp.refine import GuidedFilter
+from webapp.imaging import decode
+from webapp.refine import GuidedFilter, fit_within
 from webapp.segmenter import ModelError, ModelSpec, Segmenter
+
+from .conftest import REFINE
 
 EDGE_X = 283  # the product's right edge in edge_photo(): not on the tiny model's 10-pixel grid
 
@@ -23,16 +25,17 @@ def edge_photo(size=(560, 400)) -> Image.Image:
 
 
 def test_refine_entry_loads(model_dir, refine_model_dir):
-    assert ModelSpec.load(refine_model_dir).refine == GuidedFilter(4, 1e-4)
+    assert ModelSpec.load(refine_model_dir).refine == GuidedFilter(4, 1e-4, subsample=1, max_side=1024)
     assert ModelSpec.load(model_dir).refine is None  # absent: plain bilinear upsampling
 
 
 @pytest.mark.parametrize("entry, message", [
     ("guided", "refine must be an object"),
-    ({"method": "bilateral", "radius": 4, "eps": 1e-4}, "unknown refine method"),
+    ({**REFINE, "method": "bilateral"}, "unknown refine method"),
     ({"method": "fast_guided_filter", "eps": 1e-4}, "radius"),
-    ({"method": "fast_guided_filter", "radius": "four", "eps": 1e-4}, "four"),
-    ({"method": "fast_guided_filter", "radius": 4, "eps": 0}, "eps > 0"),
+    ({**REFINE, "radius": "four"}, "four"),
+    ({**REFINE, "eps": 0}, "eps > 0"),
+    ({**REFINE, "max_side": 0}, "max_side >= 1"),
 ])
 def test_bad_refine_entry_is_a_model_error(model_dir, with_refine, tmp_path, entry, message):
     bad = with_refine(model_dir, tmp_path / "bad", entry)
