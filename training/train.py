@@ -41,6 +41,9 @@ class TrainConfig:
     epochs_finetune: int = 6
     patience: int = 10
     dice_weight: float = 1.0
+    # Pixel CE weights (median frequency / frequency) ** power: 0.5 damps them; 0 weighs every pixel alike, so the
+    # background pixels between a product's slats count as much as the product's own.
+    class_weight_power: float = 0.5
     image_class_weight: float = 0.0  # image-level class CE (losses.make_loss), class-balanced by photo counts
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
@@ -201,7 +204,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     # Weights from the classed photos only (also with unclassed_fg): counting the unclassed photos' background but
     # not their 255 foreground would lower the background weight and tilt the model towards growing foreground.
     counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
-    weights = class_weights(counts)
+    weights = class_weights(counts, power=cfg.class_weight_power)
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
     image_weights = class_weights(train_image_counts(items, cfg.classes))
     image_weights[0] = 0.0  # background is never a photo's class
