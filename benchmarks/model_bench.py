@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             files[f"{name}/{kind}"] = export / f"roomfit_seg_{kind}.tflite"
         scored = metrics.get(name, {})
         _metric_rows(row, scored, "")
-        if "refined" in scored:  # the served pipeline: foreground refined at full resolution (webapp.refine)
+        if "refined" in scored:  # the served pipeline: foreground from webapp.refine
             _metric_rows(row, scored["refined"], ", refined as served")
     lat = interleaved_latency(files, args.threads, args.rounds)
     for name in models:

@@ -231,7 +231,7 @@ def _add_refine_args(p: argparse.ArgumentParser) -> None:
 
 
 def _refine(args: argparse.Namespace):
-    """The GuidedFilter from --refine-radius/--refine-eps, or None when the radius is 0."""
+    """The GuidedFilter from the --refine-* arguments, or None when the radius is 0."""
     from webapp.refine import GuidedFilter
 
     if args.refine_radius == 0:

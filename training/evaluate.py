@@ -42,7 +42,7 @@ class EvalConfig:
     teacher_model: Path | None = None  # ISNet ONNX: size and latency of the teacher itself
     latency_images: int = 20
     threads: int = 1
-    refine: GuidedFilter | None = None  # also score the served pipeline: foreground refined at full resolution
+    refine: GuidedFilter | None = None  # also score the served pipeline: foreground from the refined probability
     extra: dict = field(default_factory=dict)
 
 
@@ -289,6 +289,11 @@ def _macs(parts: dict[str, int]) -> dict:
     return {"macs": sum(parts.values()), "macs_encoder": parts["encoder"], "macs_decoder": parts["decoder"]}
 
 
+def _round4(value: float | list[float]) -> float | list[float]:
+    """A metric or an interval rounded to 4 decimals for model.json."""
+    return [round(v, 4) for v in value] if isinstance(value, list) else round(value, 4)
+
+
 def headline(metrics: dict, name: str) -> dict:
     """The numbers model.json carries for one evaluated model."""
     m = metrics["models"][name]
@@ -309,16 +314,13 @@ def headline(metrics: dict, name: str) -> dict:
         head["test_images_all"] = m["all"]["images"]
         head["test_mean_iou_all"] = round(m["all"]["mean_iou"], 4)
         head["test_foreground_iou_all"] = round(m["all"]["foreground_iou"], 4)
-    if "refined" in m:  # the served pipeline: foreground refined at full resolution (model.json's `refine`)
-        r = m["refined"]
-        head["test_refined"] = {"mean_iou": round(r["classed"]["mean_iou"], 4),
-                                "mean_iou_ci95": [round(v, 4) for v in r["classed"]["mean_iou_ci95"]],
-                                "foreground_iou": round(r["classed"]["foreground_iou"], 4),
-                                "foreground_iou_ci95": [round(v, 4) for v in r["classed"]["foreground_iou_ci95"]],
-                                "category_accuracy": round(r["classed"]["category_accuracy"], 4),
-                                "foreground_iou_products": round(r["products"]["foreground_iou"], 4),
-                                "foreground_iou_products_ci95": [round(v, 4)
-                                                                 for v in r["products"]["foreground_iou_ci95"]]}
+    if "refined" in m:  # the served pipeline: foreground from model.json's `refine`
+        c, p = m["refined"]["classed"], m["refined"]["products"]
+        head["test_refined"] = {key: _round4(value) for key, value in (
+            ("mean_iou", c["mean_iou"]), ("mean_iou_ci95", c["mean_iou_ci95"]),
+            ("foreground_iou", c["foreground_iou"]), ("foreground_iou_ci95", c["foreground_iou_ci95"]),
+            ("category_accuracy", c["category_accuracy"]), ("foreground_iou_products", p["foreground_iou"]),
+            ("foreground_iou_products_ci95", p["foreground_iou_ci95"]))}
     fp16 = m["files"].get("tflite_fp16")
     if fp16:
         head["tflite_fp16_latency_ms_1thread"] = round(fp16["latency_s"] * 1000, 2)
