@@ -191,12 +191,15 @@ def augment(image, mask, alpha, cfg: PipelineConfig):
 
 
 def get_dataset(items: list[Item], split: str, classes: tuple[str, ...], cfg: PipelineConfig,
-                repeat_classed: int = 1, shuffle: bool | None = None, unclassed_fg: bool = False):
+                repeat_classed: int = 1, shuffle: bool | None = None, unclassed_fg: bool = False,
+                with_alpha: bool = False):
     """tf.data pipeline of (image float32 0..255 NHWC, mask uint8 N×H×W×1) batches for one split.
 
     Augmentation and shuffling happen on the train split only; `repeat_classed` repeats classed train products
     (they are ~10% of the photos) so each epoch sees them several times. `unclassed_fg` adds the unclassed products
     to the train split with their foreground left at 255 (val/test stay classed-only, so scores stay comparable).
+    `with_alpha` makes the target float32 N×H×W×2: the class ids and the teacher's soft alpha, aligned through the
+    augmentation (for losses.make_loss's soft term).
     """
     import tensorflow as tf
 
@@ -225,5 +228,9 @@ def get_dataset(items: list[Item], split: str, classes: tuple[str, ...], cfg: Pi
         ds = ds.shuffle(len(chosen) * max(1, repeat_classed), seed=cfg.seed, reshuffle_each_iteration=True)
     if training:
         ds = ds.map(lambda i, m, a: augment(i, m, a, cfg), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda i, m, a: (i, m), num_parallel_calls=tf.data.AUTOTUNE)
+    if with_alpha:
+        ds = ds.map(lambda i, m, a: (i, tf.concat([tf.cast(m, tf.float32), a], axis=-1)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda i, m, a: (i, m), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(cfg.batch_size).prefetch(tf.data.AUTOTUNE)

@@ -20,9 +20,10 @@ def class_weights(pixel_counts: np.ndarray, max_weight: float = 10.0, power: flo
 
 
 def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: float | None = None,
-              image_class_weight: float = 0.0, image_weights: np.ndarray | None = None):
-    """A Keras loss(y_true int N×H×W×1, logits N×H×W×C) = weighted CE + dice_weight × (1 − soft Dice)
-    + image_class_weight × image-level class CE.
+              image_class_weight: float = 0.0, image_weights: np.ndarray | None = None, soft_fg_weight: float = 0.0):
+    """A Keras loss(y_true N×H×W×1 class ids, or N×H×W×2 class ids + teacher alpha; logits N×H×W×C) = weighted CE
+    + dice_weight × (1 − soft Dice) + image_class_weight × image-level class CE
+    + soft_fg_weight × binary CE of the foreground probability against the teacher's soft alpha.
 
     Pixels labelled 255 (foreground of an unclassed product) are partial labels: their CE term is −log(1 − p_bg)
     (any foreground class will do), weighted `unclassed_weight` (default: the mean weight of the foreground classes
@@ -41,7 +42,7 @@ def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: f
         raise ValueError(f"image_weights needs {num_classes} entries, got {w_image.shape}")
 
     def weighted_ce_dice(y_true, logits):
-        labels = ops.cast(ops.squeeze(y_true, -1), "int32")
+        labels = ops.cast(y_true[..., 0], "int32")
         is_unclassed = ops.equal(labels, UNCLASSED)
         unclassed = ops.cast(is_unclassed, "float32")
         classed = 1.0 - unclassed
@@ -68,6 +69,11 @@ def make_loss(weights: np.ndarray, dice_weight: float = 1.0, unclassed_weight: f
             image_logp = ops.log_softmax(ops.mean(logits[..., 1:], axis=(1, 2)), axis=-1)
             image_ce = -ops.sum(target * image_logp, axis=-1) * ops.sum(target * w_image[1:], axis=-1)
             loss = loss + image_class_weight * ops.sum(image_ce * has_class) / ops.maximum(ops.sum(has_class), 1.0)
+        if soft_fg_weight > 0 and y_true.shape[-1] == 2:  # static: validation batches carry no alpha
+            alpha = ops.cast(y_true[..., 1], "float32")
+            log_fg = ops.logsumexp(logp[..., 1:], axis=-1)  # log(1 − p_bg), stable as above
+            soft = -(alpha * log_fg + (1.0 - alpha) * logp[..., 0])
+            loss = loss + soft_fg_weight * ops.mean(soft)
         return loss
 
     return weighted_ce_dice

@@ -45,6 +45,7 @@ class TrainConfig:
     # background pixels between a product's slats count as much as the product's own.
     class_weight_power: float = 0.5
     image_class_weight: float = 0.0  # image-level class CE (losses.make_loss), class-balanced by photo counts
+    soft_fg_weight: float = 0.0  # binary CE against the teacher's soft alpha (losses.make_loss), all train photos
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
     unclassed_fg: bool = False  # unclassed train photos as partial "some foreground class" labels (mask value 255)
@@ -199,7 +200,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     pipe = PipelineConfig(input_size=cfg.input_size, batch_size=cfg.batch_size, seed=cfg.seed,
                           cache_dir=cfg.cache_dir)
     train_ds = get_dataset(items, "train", cfg.classes, pipe, repeat_classed=cfg.repeat_classed,
-                           unclassed_fg=cfg.unclassed_fg)
+                           unclassed_fg=cfg.unclassed_fg, with_alpha=cfg.soft_fg_weight > 0)
     val_ds = get_dataset(items, "val", cfg.classes, pipe)
     # Weights from the classed photos only (also with unclassed_fg): counting the unclassed photos' background but
     # not their 255 foreground would lower the background weight and tilt the model towards growing foreground.
@@ -208,7 +209,8 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
     image_weights = class_weights(train_image_counts(items, cfg.classes))
     image_weights[0] = 0.0  # background is never a photo's class
-    loss = make_loss(weights, cfg.dice_weight, image_class_weight=cfg.image_class_weight, image_weights=image_weights)
+    loss = make_loss(weights, cfg.dice_weight, image_class_weight=cfg.image_class_weight, image_weights=image_weights,
+                     soft_fg_weight=cfg.soft_fg_weight)
 
     model = build_model(cfg.input_size, len(cfg.classes), cfg.alpha, cfg.decoder, cfg.encoder_weights, cfg.width,
                         cfg.class_pool)

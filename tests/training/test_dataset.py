@@ -72,6 +72,18 @@ def test_train_augmentation_moves_image_and_mask_together(tiny_data, tmp_path):
     assert not np.array_equal(images, second) or not np.array_equal(images, plain)
 
 
+def test_with_alpha_target_carries_aligned_class_ids_and_alpha(tiny_data, tmp_path):
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    cfg = PipelineConfig(input_size=32, batch_size=8, jitter=0.0, background_p=0.0)
+    _, targets = _arrays(get_dataset(items, "train", OTHER_CLASSES, cfg, with_alpha=True))
+    assert targets.shape[1:] == (32, 32, 2) and targets.dtype == np.float32
+    ids, alpha = targets[..., 0], targets[..., 1]
+    assert set(np.unique(ids)) <= {0, 1, 2, 3}
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0
+    assert ((alpha > 0.5) == (ids > 0)).mean() > 0.97  # augmented together: only bilinear edges may disagree
+
+
 def test_unclassed_left_out_without_other_class(tiny_data, tmp_path):
     manifest, labels = tiny_data
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)

@@ -96,3 +96,34 @@ def test_image_class_term(rows, pixel_logits, image_weights, expected):
 def test_image_weights_must_match_the_classes():
     with pytest.raises(ValueError, match="3 entries"):
         make_loss(np.ones(3, np.float32), image_class_weight=1.0, image_weights=np.ones(2, np.float32))
+
+
+# (case, labels, alpha, logits per pixel (3 classes), expected soft term): −[α log(1 − p_bg) + (1 − α) log p_bg], mean
+SOFT_CASES = [
+    ("alpha 1: -log(1 - p_bg)", [1], [1.0], [[0.0, L3, 0.0]], -math.log(0.8)),
+    ("alpha 0: -log p_bg", [0], [0.0], [[0.0, L3, 0.0]], -math.log(0.2)),
+    ("soft edge, p_bg 1/2", [1], [0.3], [[L2, L2 - L2, 0.0]], L2),
+    # The soft term counts 255 pixels too: the teacher's alpha is there whatever the product's class.
+    ("unclassed pixel and a classed one, mean", [255, 0], [0.75, 0.0], [[0.0, L3, 0.0], [0.0, L3, 0.0]],
+     (-(0.75 * math.log(0.8) + 0.25 * math.log(0.2)) - math.log(0.2)) / 2),
+]
+
+
+@pytest.mark.parametrize("labels, alpha, logits, expected", [c[1:] for c in SOFT_CASES], ids=[c[0] for c in SOFT_CASES])
+def test_soft_foreground_term(labels, alpha, logits, expected):
+    w = np.ones(3, np.float32)
+    hard = np.array(labels, np.float32).reshape(1, 1, -1, 1)
+    y = np.concatenate([hard, np.array(alpha, np.float32).reshape(1, 1, -1, 1)], axis=-1)
+    x = np.array(logits, np.float32).reshape(1, 1, len(labels), 3)
+    with_term = float(make_loss(w, 1.0, soft_fg_weight=2.0)(y, x))
+    without = float(make_loss(w, 1.0)(hard.astype(np.int32), x))
+    assert with_term - without == pytest.approx(2.0 * expected, rel=1e-5)
+
+
+def test_soft_term_needs_the_alpha_channel():
+    """Validation batches (class ids only) get the hard loss alone, whatever soft_fg_weight is."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, (1, 4, 4, 1)).astype(np.int32)
+    logits = rng.normal(0, 1, (1, 4, 4, 3)).astype(np.float32)
+    w = np.ones(3, np.float32)
+    assert float(make_loss(w, soft_fg_weight=1.0)(y, logits)) == pytest.approx(float(make_loss(w)(y, logits)))

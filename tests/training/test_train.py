@@ -101,7 +101,7 @@ def test_final_fit_trains_on_val_for_every_epoch(tiny_data, tmp_path, monkeypatc
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
     cfg = TrainConfig(run_dir=tmp_path / "run", classes=CLASSES, input_size=32, batch_size=8, epochs_frozen=3,
                       epochs_finetune=0, patience=1, unclassed_fg=True, image_class_weight=1.0, class_pool="masked",
-                      train_on_val=True, verbose=0, run_eagerly=True)
+                      soft_fg_weight=1.0, train_on_val=True, verbose=0, run_eagerly=True)
     result = train(cfg, items)
     assert result.epochs == 3
     # Seen photos cannot tell when to stop or which epoch is best: no early stopping, the last weights are kept.
