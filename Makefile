@@ -69,13 +69,16 @@ label: data
 # image-level class loss, and a final fit on train + val with the schedule chosen on val. Both models get it.
 # Both get no fine-tuning epochs (with ~200 classed photos every fine-tuning variant lowered validation IoU).
 # FAST_ARGS: fast-model-only options, chosen on validation (README "Model"): a 192-channel mask decoder. Model 1.2.0
-# is this recipe; 1.3.0 is the same weights plus the served mask refinement (evaluate/export --refine-radius/-eps,
-# defaults chosen on validation; model.json's `refine`). README "Model" gives the command lines of 1.1.0 and of the 224x224 candidate, which was not shipped.
+# is this recipe without --soft-fg-weight; 1.3.0 is the same weights plus the served mask refinement
+# (evaluate/export --refine-radius/-eps, defaults chosen on validation; model.json's `refine`); 1.4.0 adds the
+# soft-alpha distillation term (--soft-fg-weight 1, chosen on validation). README "Model" gives the command lines
+# of 1.1.0 and of the 224x224 candidate, which was not shipped.
 RUN      ?= runs/train_fast
 BASELINE ?= runs/train_pix2pix
-TRAIN_ARGS ?= --unclassed-fg --max-train-other 600 --image-class-weight 1 --epochs-finetune 0 --train-on-val
+TRAIN_ARGS ?= --unclassed-fg --max-train-other 600 --image-class-weight 1 --soft-fg-weight 1 --epochs-finetune 0 \
+	--train-on-val
 FAST_ARGS ?= --width 192
-MODEL_VERSION ?= 1.3.0
+MODEL_VERSION ?= 1.4.0
 
 train: $(VENV)/.dev
 	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS) $(FAST_ARGS)
