@@ -69,7 +69,8 @@ def _train_config(args: argparse.Namespace, classes: tuple[str, ...]):
                        finetune_lr=args.finetune_lr, unfreeze_from=args.unfreeze_from, epochs_frozen=args.epochs_frozen,
                        epochs_finetune=args.epochs_finetune, patience=args.patience, dice_weight=args.dice_weight,
                        class_weight_power=args.class_weight_power, image_class_weight=args.image_class_weight,
-                       soft_fg_weight=args.soft_fg_weight, repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
+                       soft_fg_weight=args.soft_fg_weight, ema_momentum=args.ema_momentum,
+                       repeat_classed=args.repeat_classed, max_train_other=args.max_train_other,
                        unclassed_fg=args.unclassed_fg, train_on_val=args.train_on_val, seed=args.seed,
                        profile=args.profile, cache_dir=args.cache_dir, verbose=args.keras_verbose)
 
@@ -268,6 +269,8 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
                    help="weight of the image-level class loss (every photo counts once, whatever its area)")
     p.add_argument("--soft-fg-weight", type=float, default=0.0,
                    help="weight of a binary cross-entropy against the teacher's soft alpha (distillation; 0: off)")
+    p.add_argument("--ema-momentum", type=float, default=None,
+                   help="keep an exponential moving average of the weights (e.g. 0.99) and validate/save it")
     p.add_argument("--repeat-classed", type=int, default=3, help="repeat classed train photos N times per epoch")
     p.add_argument("--max-train-other", type=int, default=None, help="use at most N unclassed train photos")
     p.add_argument("--unclassed-fg", action="store_true",

@@ -46,6 +46,8 @@ class TrainConfig:
     class_weight_power: float = 0.5
     image_class_weight: float = 0.0  # image-level class CE (losses.make_loss), class-balanced by photo counts
     soft_fg_weight: float = 0.0  # binary CE against the teacher's soft alpha (losses.make_loss), all train photos
+    # Exponential moving average of the weights (e.g. 0.99): validation, checkpoints and the final weights use it.
+    ema_momentum: float | None = None
     repeat_classed: int = 3
     max_train_other: int | None = None  # cap the unclassed ('other') photos in train, for quick runs
     unclassed_fg: bool = False  # unclassed train photos as partial "some foreground class" labels (mask value 255)
@@ -81,13 +83,16 @@ def finite_dict(names: tuple[str, ...], values: np.ndarray) -> dict[str, float |
     return {n: (None if np.isnan(v) else round(float(v), 4)) for n, v in zip(names, values)}
 
 
-def make_optimizer(name: str, lr):
-    """A Keras optimiser by name (the sweep really applies it)."""
+def make_optimizer(name: str, lr, ema_momentum: float | None = None):
+    """A Keras optimiser by name (the sweep really applies it); with `ema_momentum`, it also keeps an exponential
+    moving average of the weights (Keras' use_ema), which fit() leaves in the model at the end."""
     import keras
 
-    makers = {"adam": lambda: keras.optimizers.Adam(lr), "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4),
-              "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
-              "rmsprop": lambda: keras.optimizers.RMSprop(lr)}
+    ema = {} if ema_momentum is None else {"use_ema": True, "ema_momentum": ema_momentum}
+    makers = {"adam": lambda: keras.optimizers.Adam(lr, **ema),
+              "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=1e-4, **ema),
+              "sgd": lambda: keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **ema),
+              "rmsprop": lambda: keras.optimizers.RMSprop(lr, **ema)}
     if name not in makers:
         raise ValueError(f"unknown optimizer {name!r} (choose from {', '.join(makers)})")
     return makers[name]()
@@ -234,8 +239,15 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
         steps = sum(1 for _ in train_ds) * epochs
         # Cosine decay in both phases: a constant rate left the frozen phase's validation IoU oscillating.
         schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.05)
-        model.compile(optimizer=make_optimizer(cfg.optimizer, schedule), loss=loss, run_eagerly=cfg.run_eagerly)
+        model.compile(optimizer=make_optimizer(cfg.optimizer, schedule, cfg.ema_momentum), loss=loss,
+                      run_eagerly=cfg.run_eagerly)
+        # With EMA, the averaged weights are swapped in at each epoch's end, so the callbacks after the swap score
+        # and save them (Keras swaps the training weights back at the next epoch's start). The resume backup comes
+        # first: it must hold the training weights, not the average.
+        ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if cfg.ema_momentum is not None else []
         callbacks = [
+            keras.callbacks.BackupAndRestore(run / f"backup_{name}"),
+            *ema,
             make_iou_callback(val_ds, cfg.classes, run / "tb"),
             keras.callbacks.ModelCheckpoint(best_path, monitor="val_score", mode="max",
                                             save_best_only=not cfg.train_on_val, save_weights_only=True,
@@ -244,7 +256,6 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             keras.callbacks.ModelCheckpoint(run / "last.weights.h5", save_weights_only=True),
             keras.callbacks.TensorBoard(run / "tb", profile_batch=(2, 4) if cfg.profile else 0),
             keras.callbacks.CSVLogger(history_csv, append=True),
-            keras.callbacks.BackupAndRestore(run / f"backup_{name}"),
             keras.callbacks.TerminateOnNaN(),
         ]
         if not cfg.train_on_val:  # seen photos cannot tell when to stop

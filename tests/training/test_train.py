@@ -110,3 +110,39 @@ def test_final_fit_trains_on_val_for_every_epoch(tiny_data, tmp_path, monkeypatc
     assert (tmp_path / "run" / "last.weights.h5").is_file()
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["val_seen_in_training"] is True
+
+
+def test_make_optimizer_keeps_an_ema_only_when_asked():
+    from training.train import make_optimizer
+
+    assert not make_optimizer("adam", 1e-3).use_ema
+    opt = make_optimizer("sgd", 1e-3, ema_momentum=0.9)
+    assert opt.use_ema and opt.ema_momentum == pytest.approx(0.9)
+
+
+def test_ema_run_saves_the_averaged_weights(tiny_data, tmp_path, monkeypatch):
+    """With a slow average the saved weights stay near the starting ones, while plain training moves away."""
+    import training.model
+
+    initial = []
+    real_build = training.model.build_model
+
+    def recording_build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        initial.append([w.copy() for w in model.get_weights()])
+        return model
+
+    monkeypatch.setattr(training.model, "build_model", recording_build)
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    moved = {}
+    for ema in (None, 0.999):
+        run = tmp_path / f"run_{ema}"
+        cfg = TrainConfig(run_dir=run, classes=CLASSES, input_size=32, batch_size=8, epochs_frozen=2,
+                          epochs_finetune=0, patience=5, lr=1e-2, ema_momentum=ema, verbose=0, run_eagerly=True)
+        train(cfg, items)
+        model = real_build(32, len(CLASSES), decoder="fast", encoder_weights=None)
+        model.load_weights(run / "last.weights.h5")
+        moved[ema] = sum(float(np.abs(w - w0).sum()) for w, w0 in zip(model.get_weights(), initial[-1]))
+    assert np.array_equal(*[np.concatenate([w.ravel() for w in ws]) for ws in initial])  # same seed, same start
+    assert moved[0.999] < 0.5 * moved[None]  # the average starts from the weights after the first step
