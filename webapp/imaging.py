@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ApiError
-from .refine import fit_within
+from .refine import fit_within, shrink_within
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,7 @@ def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_fu
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ApiError(400, "invalid_image", f"the image data is corrupt or truncated ({exc})") from exc
     model_input = rgb.resize(model_size, Image.BILINEAR)
-    guide = None
-    if guide_side:
-        guide_size = fit_within(rgb.size, guide_side)
-        guide = rgb if guide_size == rgb.size else rgb.resize(guide_size, Image.BILINEAR)
+    guide = shrink_within(rgb, guide_side) if guide_side else None
     return Decoded(full_size, model_input, rgb if need_full else None, guide)
 
 

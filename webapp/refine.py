@@ -56,6 +56,12 @@ def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
     return max(1, round(w * scale)), max(1, round(h * scale))
 
 
+def shrink_within(img: Image.Image, max_side: int) -> Image.Image:
+    """The image itself when its long side is at most max_side, else a bilinear copy scaled down to fit."""
+    size = fit_within(img.size, max_side)
+    return img if size == img.size else img.resize(size, Image.BILINEAR)
+
+
 def box_mean(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over the (2r+1)² window around each pixel of x (..., H, W), windows clipped at the border."""
     def window_sums(a: np.ndarray, axis: int) -> np.ndarray:
@@ -114,7 +120,7 @@ def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def refine(prob: np.ndarray, photo: Image.Image, cfg: GuidedFilter) -> np.ndarray:
     """Foreground probability (h, w) at model resolution -> (H, W) at the photo's resolution, clipped to 0..1."""
     rgb = photo.convert("RGB")
-    guide = rgb.resize(fit_within(rgb.size, cfg.max_side), Image.BILINEAR) if max(rgb.size) > cfg.max_side else rgb
+    guide = shrink_within(rgb, cfg.max_side)
     fit = (max(1, prob.shape[1] // cfg.subsample), max(1, prob.shape[0] // cfg.subsample))
     p = prob if fit == prob.shape[::-1] else _resize(prob, fit)
     small = np.moveaxis(np.asarray(guide.resize(fit, Image.BILINEAR), np.float32), -1, 0) / 255.0

@@ -102,7 +102,7 @@ def test_image_weights_must_match_the_classes():
 SOFT_CASES = [
     ("alpha 1: -log(1 - p_bg)", [1], [1.0], [[0.0, L3, 0.0]], -math.log(0.8)),
     ("alpha 0: -log p_bg", [0], [0.0], [[0.0, L3, 0.0]], -math.log(0.2)),
-    ("soft edge, p_bg 1/2", [1], [0.3], [[L2, L2 - L2, 0.0]], L2),
+    ("soft edge, p_bg 1/2", [1], [0.3], [[L2, 0.0, 0.0]], L2),
     # The soft term counts 255 pixels too: the teacher's alpha is there whatever the product's class.
     ("unclassed pixel and a classed one, mean", [255, 0], [0.75, 0.0], [[0.0, L3, 0.0], [0.0, L3, 0.0]],
      (-(0.75 * math.log(0.8) + 0.25 * math.log(0.2)) - math.log(0.2)) / 2),
