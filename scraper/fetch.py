@@ -155,7 +155,7 @@ class PoliteClient:
     def get_image(self, url: str) -> Body:
         """GET an image (robots-checked, size-capped, content type checked); raises FetchError."""
         self._check_robots(url)
-        body = self._get(url, max_bytes=self.cfg.max_image_bytes, accept="image/avif,image/webp,image/*;q=0.9")
+        body = self._get(url, max_bytes=self.cfg.max_image_bytes, accept="image/webp,image/jpeg,image/png;q=0.9,image/*;q=0.5")
         mime = body.content_type.split(";")[0].strip().lower()
         # Some CDNs send octet-stream or nothing: Pillow decides then. Anything else that is not image/* is wrong.
         if mime and not mime.startswith("image/") and mime not in ("application/octet-stream", "binary/octet-stream"):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from webapp.refine import GuidedFilter, refine
 
 from .dataset import OTHER, Item, mask_lookup, select
-from .io import atomic_write_json
+from .io import atomic_write_json, model_input, open_upright
 from .metrics import (bootstrap_ci, confusion_matrix, dominant_class, foreground_confusion, iou_per_class, mean_iou,
                       pixel_accuracy)
 from .train import finite_dict, scored_ids
@@ -47,20 +47,20 @@ class EvalConfig:
 
 
 def load_pair(item: Item, lookup: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Full-resolution RGB photo (uint8) and its training-id mask."""
-    with Image.open(item.image) as im:
-        image = np.asarray(im.convert("RGB"))
+    """Full-resolution RGB photo (uint8, upright like its mask) and its training-id mask."""
+    image = np.asarray(open_upright(item.image))
     mask = np.asarray(Image.open(item.mask))
     return image, np.asarray(lookup, np.uint8)[mask]
 
 
 def predict_full(model, image: np.ndarray, size: int, refine_cfg: GuidedFilter | None = None) -> np.ndarray:
-    """Class map at the photo's resolution: resize in bilinear, logits resized back bilinear, then argmax. With
-    `refine_cfg`, foreground is instead where the refined foreground probability (1 − softmax background, as the web
-    app computes it) exceeds 0.5, and foreground pixels take their best non-background class."""
+    """Class map at the photo's resolution: resized to the model input as the web app does (Pillow bilinear), logits
+    resized back bilinear, then argmax. With `refine_cfg`, foreground is instead where the refined foreground
+    probability (1 − softmax background, as the web app computes it) exceeds 0.5, and foreground pixels take their
+    best non-background class."""
     import tensorflow as tf
 
-    x = tf.image.resize(tf.cast(image[None], tf.float32), (size, size), method="bilinear")
+    x = model_input(Image.fromarray(image), size)[None]
     small = model(x, training=False)
     logits = tf.image.resize(small, image.shape[:2], method="bilinear").numpy()[0]
     if refine_cfg is None:

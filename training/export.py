@@ -14,7 +14,7 @@ import numpy as np
 
 from webapp.refine import GuidedFilter
 
-from .io import atomic_write_bytes, atomic_write_json
+from .io import atomic_write_bytes, atomic_write_json, model_input, open_upright
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,7 @@ class ExportConfig:
 
 def load_resized(path: str | Path, size: int) -> np.ndarray:
     """A photo as float32 RGB 0..255, resized bilinear to size×size (what serving feeds the model)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.float32)
+    return model_input(open_upright(path), size)
 
 
 def load_run_model(run_dir: Path):

@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
+from scraper.images import ORIENTATION_TAG, upright
 from scraper.manifest import atomic_write_bytes  # noqa: F401  (re-exported: training writes through it)
+from webapp.imaging import model_resize
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -22,3 +25,25 @@ def atomic_save_png(path: str | Path, image: Image.Image) -> None:
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def open_upright(path: str | Path) -> Image.Image:
+    """A photo as RGB, turned upright by its EXIF orientation (as labelling and the web app see it); a photo whose
+    EXIF is broken stays as stored. Raises OSError (or a subclass) when the file is missing or not an image."""
+    with Image.open(path) as im:
+        return upright(im).convert("RGB")
+
+
+def exif_orientation(path: str | Path) -> int:
+    """A photo file's EXIF orientation tag (1, upright as stored, when it has none or it is unreadable)."""
+    with Image.open(path) as im:
+        try:
+            return int(im.getexif().get(ORIENTATION_TAG, 1))
+        except (ValueError, TypeError, SyntaxError, OSError):
+            return 1
+
+
+def model_input(photo: Image.Image, size: int) -> np.ndarray:
+    """A photo as the web app feeds it to the model (webapp.imaging.model_resize: bilinear at pixel centres, like
+    the training pipeline's tf.image.resize) at size×size, float32 0..255."""
+    return np.asarray(model_resize(photo, (size, size)), dtype=np.float32)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 from scipy import ndimage
 from tqdm import tqdm
 
-from scraper.manifest import ManifestRecord, read_manifest, resolve_image_path
+from scraper.manifest import JsonlAppender, ManifestRecord, read_manifest, resolve_image_path
 
-from .io import atomic_save_png
+from .io import atomic_save_png, exif_orientation, open_upright
 from .teacher import Teacher
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,9 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
     if record.klass is None and not cfg.include_unclassed:
         return entry | {"status": "rejected", "reason": "no-class"}
     try:
-        with Image.open(image_path) as im:
-            image = ImageOps.exif_transpose(im).convert("RGB")
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
+        image = open_upright(image_path)
+        turned = exif_orientation(image_path) != 1
+    except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         log.warning("%s: unreadable image %s (%s)", record.id, image_path, exc)
         return entry | {"status": "rejected", "reason": "unreadable"}
     alpha = teacher.mask(image, record.klass)
@@ -112,7 +112,15 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
     atomic_save_png(cfg.out / "masks" / f"{record.id}.png", Image.fromarray(mask, mode="L"))
     atomic_save_png(cfg.out / "alpha" / f"{record.id}.png",
                     Image.fromarray((alpha * 255 + 0.5).astype(np.uint8), mode="L"))
+    if turned:
+        # The training pipeline (tf.io) ignores EXIF: it reads this upright copy, the pixels the mask was made on.
+        atomic_save_png(upright_path(cfg.out, record.id), image)
     return entry | {"status": "ok", "reason": None}
+
+
+def upright_path(labels: Path, product_id: str) -> Path:
+    """Where labelling keeps the upright copy of a photo stored with an EXIF rotation."""
+    return labels / "upright" / f"{product_id}.png"
 
 
 def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
@@ -127,7 +135,7 @@ def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
         todo = todo[: cfg.limit]
     summary = LabelSummary(skipped_done=sum(r.id in done for r in records))
     cfg.out.mkdir(parents=True, exist_ok=True)
-    with open(index_path, "a", encoding="utf-8") as index:
+    with JsonlAppender(index_path) as index:  # repairs a line torn by an earlier kill before appending
         for record in tqdm(todo, desc=f"label ({teacher.name})", unit="img"):
             entry = label_one(record, resolve_image_path(cfg.manifest, record), teacher, cfg)
             if entry["status"] == "ok":
@@ -135,8 +143,7 @@ def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
             else:
                 summary.rejected[entry["reason"]] = summary.rejected.get(entry["reason"], 0) + 1
                 log.info("%s rejected: %s", record.id, entry["reason"])
-            index.write(json.dumps(entry) + "\n")
-            index.flush()
+            index.append_line(json.dumps(entry))
     return summary
 
 
@@ -153,8 +160,7 @@ def contact_sheet(cfg: LabelConfig, out_png: Path, ids: Iterable[str] | None = N
     draw = ImageDraw.Draw(sheet)
     for n, pid in enumerate(chosen):
         record = records[pid]
-        with Image.open(resolve_image_path(cfg.manifest, record)) as im:
-            photo = ImageOps.exif_transpose(im).convert("RGB")
+        photo = open_upright(resolve_image_path(cfg.manifest, record))
         mask = Image.open(cfg.out / "masks" / f"{pid}.png").convert("L").point(lambda v: 255 if v else 0)
         tint = Image.new("RGB", photo.size, (255, 0, 80))
         overlay = Image.composite(Image.blend(photo, tint, 0.45), photo, mask)

@@ -2,6 +2,7 @@
 lower learning rate. Checkpoints on the best validation mean IoU; resumable (phase markers + BackupAndRestore)."""
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -187,6 +188,15 @@ def train_image_counts(items: list[Item], classes: tuple[str, ...]) -> np.ndarra
     return counts
 
 
+def best_logged_score(history_csv: Path) -> float:
+    """The highest val_score in a run's history.csv (-inf when there is none): what a resumed phase must beat."""
+    if not history_csv.is_file():
+        return -np.inf
+    with open(history_csv, newline="", encoding="utf-8") as f:
+        scores = [float(row["val_score"]) for row in csv.DictReader(f) if row.get("val_score")]
+    return max(scores, default=-np.inf)
+
+
 def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     """Run both phases (skipping what a previous run finished) and return the best checkpoint."""
     import keras
@@ -235,6 +245,10 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             continue
         if best_path.exists():  # continue from the best weights of the previous phase
             model.load_weights(best_path)
+        if (run / f"backup_{name}").exists():
+            # Resuming an interrupted phase: BackupAndRestore brings back its weights and epoch, not the best score
+            # so far, and a fresh checkpoint callback would let the next (maybe worse) epoch overwrite the best.
+            best = max(best, best_logged_score(history_csv))
         set_encoder_trainable(model, trainable, cfg.unfreeze_from)
         steps = sum(1 for _ in train_ds) * epochs
         # Cosine decay in both phases: a constant rate left the frozen phase's validation IoU oscillating.

@@ -155,10 +155,13 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
     try:
         with open(row["image_path"], "rb") as f:
             data = f.read()
-    except OSError as exc:
-        log.error("product %s: photo unreadable: %s", row["id"], exc)
-        raise ApiError(404, "not_found", f"the photo of product {row['id']} is missing") from exc
-    decoded, pred, _ = run_prediction(seg, data, need_full=True)
+        decoded, pred, _ = run_prediction(seg, data, need_full=True)
+    except (OSError, ApiError) as exc:
+        # The product exists; its stored photo is missing or damaged. That is the server's fault, not a bad request.
+        if isinstance(exc, ApiError) and exc.status >= 500:
+            raise
+        log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
+        raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {row['id']} cannot be read") from exc
     bbox = pred.detections[0].bbox if pred.detections else None
     image = imaging.cutout(decoded.full, pred.mask, bbox, margin=CATALOGUE_MARGIN)
     meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
@@ -190,7 +193,10 @@ def product(product_id: int) -> Response:
     row = _product_or_404(product_id)
     body = {"success": True, "product": catalogue.product_json(row, url_for)}
     if _services().segmenter.get() is not None:
-        body["cutout"] = cached_cutout(row)[1]
+        try:
+            body["cutout"] = cached_cutout(row)[1]
+        except ApiError as exc:  # the product's details stand without its cut-out (logged in cached_cutout)
+            body["cutout_error"] = {"code": exc.code, "message": exc.message}
     return jsonify(body)
 
 
@@ -201,7 +207,8 @@ def product_image(product_id: int) -> Response:
     try:
         return send_file(row["image_path"], max_age=86400)
     except FileNotFoundError as exc:
-        raise ApiError(404, "not_found", f"the photo of product {product_id} is missing") from exc
+        log.error("product %s: catalogue photo %s missing", product_id, row["image_path"])
+        raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {product_id} cannot be read") from exc
 
 
 @bp.get("/api/products/<int:product_id>/cutout.png")

@@ -144,7 +144,9 @@ def list_products(db: sqlite3.Connection, *, klass: str | None, query: str | Non
 
 
 def get_product(db: sqlite3.Connection, product_id: int) -> sqlite3.Row | None:
-    """One product by id."""
+    """One product by id (None for an id no SQLite row can have, rather than an OverflowError)."""
+    if not 0 <= product_id < 2**63:
+        return None
     return db.execute("SELECT * FROM product WHERE id = ?", (product_id,)).fetchone()
 
 

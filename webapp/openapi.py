@@ -26,6 +26,7 @@ def _png(description: str) -> dict[str, Any]:
 _PRODUCT_ID = {"name": "product_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _RATE_LIMITED = _error("Rate limited: retry after the number of seconds in the Retry-After header")
 _NOT_READY = _error("The model is not loaded (yet); retry later")
+_PHOTO_UNREADABLE = _error("photo_unreadable: the product's stored photo is missing or damaged (a server fault)")
 
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": {
@@ -36,7 +37,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "code": {"type": "string", "example": "invalid_image",
                          "description": "missing_field, empty_file, invalid_image, invalid_parameter, not_found, "
                                         "method_not_allowed, payload_too_large, unsupported_media_type, "
-                                        "too_many_pixels, rate_limited, model_not_ready, internal_error"},
+                                        "too_many_pixels, rate_limited, model_not_ready, photo_unreadable, internal_error"},
                 "message": {"type": "string"}}},
         },
     },
@@ -131,17 +132,18 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/products/{product_id}": {"get": {
         "summary": "One product (with its detection when the model is ready)",
         "parameters": [_PRODUCT_ID],
-        "responses": {"200": _json("The product", "Product"), "404": _error("No such product")},
+        "responses": {"200": _json("The product (`cutout_error` instead of `cutout` when its photo cannot be "
+                                   "segmented)", "Product"), "404": _error("No such product")},
     }},
     "/api/products/{product_id}/image": {"get": {
         "summary": "The product's original photo", "parameters": [_PRODUCT_ID],
         "responses": {"200": {"description": "The photo", "content": {"image/jpeg": {}, "image/png": {}}},
-                      "404": _error("No such product")},
+                      "404": _error("No such product"), "500": _PHOTO_UNREADABLE},
     }},
     "/api/products/{product_id}/cutout.png": {"get": {
         "summary": "The product's transparent cut-out (cached per image and model)", "parameters": [_PRODUCT_ID],
         "responses": {"200": _png("RGBA cut-out cropped to the product"), "404": _error("No such product"),
-                      "429": _RATE_LIMITED, "503": _NOT_READY},
+                      "429": _RATE_LIMITED, "500": _PHOTO_UNREADABLE, "503": _NOT_READY},
     }},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is alive"}}}},
     "/readyz": {"get": {"summary": "Readiness (model loaded)",

@@ -69,7 +69,8 @@ def sample_rooms() -> list[str]:
 @bp.get("/room")
 def room() -> str:
     """The room view: camera or room photo with draggable product overlays."""
-    ids = [int(x) for x in request.args.getlist("product") if x.isdigit()][:8]
+    # isdecimal, not isdigit: "²" is a digit int() cannot parse.
+    ids = [int(x) for x in request.args.getlist("product") if x.isdecimal()][:8]
     chosen = [r for r in (catalogue.get_product(get_db(), i) for i in ids) if r is not None]
     products = [catalogue.product_json(r, url_for) for r in chosen]
     rooms = [url_for("pages.room_photo", filename=name) for name in sample_rooms()]

@@ -11,14 +11,13 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .cache import file_sha256
 from .refine import GuidedFilter, refine
 
 log = logging.getLogger(__name__)
@@ -26,6 +25,10 @@ log = logging.getLogger(__name__)
 GENERIC_CLASS = "other"
 # Width of the soft edge: probabilities within +-FEATHER of the threshold ramp from transparent to opaque.
 FEATHER = 0.15
+
+
+# How a photo becomes the model's input (webapp.imaging.model_resize); part of the cache key of served cut-outs.
+PREPROCESSING = "bilinear-centres"
 
 
 class ModelError(RuntimeError):
@@ -44,6 +47,9 @@ class ModelSpec:
     path: Path
     sha256: str
     refine: GuidedFilter | None = None  # edge-aware upsampling of the foreground; None: plain bilinear
+    # The serving file's bytes, read once and checked against sha256: every interpreter is built from them, so one
+    # that is built later (the pool grows lazily) cannot pick up a different file written meanwhile.
+    content: bytes = field(default=b"", repr=False, compare=False)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "ModelSpec":
@@ -73,10 +79,14 @@ class ModelSpec:
             raise ModelError(f"{meta_path}: missing or bad field ({exc!r})") from exc
         if len(classes) < 2:
             raise ModelError(f"{meta_path}: needs background plus at least one class, got {classes}")
-        actual = _sha256(spec.path)
+        try:
+            content = spec.path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"model file unreadable: {exc}") from exc
+        actual = hashlib.sha256(content).hexdigest()
         if actual != spec.sha256:
             raise ModelError(f"{spec.path}: sha256 {actual[:12]}… does not match model.json ({spec.sha256[:12]}…)")
-        return spec
+        return replace(spec, content=content)
 
 
 def _refine_settings(entry: Any, meta_path: Path) -> GuidedFilter | None:
@@ -87,14 +97,6 @@ def _refine_settings(entry: Any, meta_path: Path) -> GuidedFilter | None:
         return GuidedFilter.from_dict(entry)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{meta_path}: bad refine entry {entry!r} ({exc!r})") from exc
-
-
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file, or raise ModelError when it cannot be read."""
-    try:
-        return file_sha256(path)
-    except OSError as exc:
-        raise ModelError(f"model file unreadable: {exc}") from exc
 
 
 @dataclass
@@ -152,11 +154,11 @@ class Segmenter:
         # The refinement works on the photo capped to the model's max_side (what evaluation scored); REFINE_MAX_SIDE
         # can only lower that (cheaper, coarser edges) or turn it off.
         self.guide_side = min(refine_max_side, spec.refine.max_side) if spec.refine is not None else 0
-        self._served_hash = spec.sha256[:16]
-        if self.guide_side:
-            # Same weights, other masks: cached cut-outs made without (or with other) refinement must not be reused.
-            served = json.dumps([spec.sha256, spec.refine.as_dict(), self.guide_side])
-            self._served_hash = hashlib.sha256(served.encode()).hexdigest()[:16]
+        # Same weights, other masks: cut-outs cached with other refinement settings, or made before the input resize
+        # matched training (PREPROCESSING), must not be reused.
+        refined = [spec.refine.as_dict(), self.guide_side] if self.guide_side else None
+        served = json.dumps([spec.sha256, PREPROCESSING, refined])
+        self._served_hash = hashlib.sha256(served.encode()).hexdigest()[:16]
 
     @property
     def model_hash(self) -> str:
@@ -168,7 +170,9 @@ class Segmenter:
         # Imported here so that importing the web app (and its CLI commands) does not load the runtime.
         from ai_edge_litert.interpreter import Interpreter
 
-        interp = Interpreter(model_path=str(self.spec.path), num_threads=self.num_threads)
+        if not self.spec.content:
+            raise ModelError(f"{self.spec.path}: no verified model bytes (load the spec with ModelSpec.load)")
+        interp = Interpreter(model_content=self.spec.content, num_threads=self.num_threads)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
         out = interp.get_output_details()[0]
@@ -317,10 +321,9 @@ class SegmenterHolder:
         with self._lock:
             if self._segmenter is None and time.monotonic() >= self._next_try:
                 try:
-                    self._segmenter = Segmenter(ModelSpec.load(self.model_dir), **self._kwargs)
-                    self._segmenter.warm_up()
-                    self._error = None
-                    seg = self._segmenter
+                    seg = Segmenter(ModelSpec.load(self.model_dir), **self._kwargs)
+                    seg.warm_up()  # before publishing: get() outside the lock must only ever see a working model
+                    self._segmenter, self._error = seg, None
                     log.info("model %s %s ready (%d classes, input %dx%d, refine %s)", seg.spec.name,
                              seg.spec.version, len(seg.spec.classes), seg.spec.input_width, seg.spec.input_height,
                              f"{seg.spec.refine.as_dict()} with guide <= {seg.guide_side} px" if seg.guide_side

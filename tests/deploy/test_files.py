@@ -126,6 +126,14 @@ def test_health_check_paths_exist_in_the_app(taskdef: dict[str, Any], template: 
         assert template["Resources"][name]["Properties"]["HealthCheckPath"] in routes
 
 
+def test_stack_task_definition_has_the_taskdef_environment(taskdef: dict[str, Any], template: dict[str, Any]) -> None:
+    # The stack's first task definition serves until the first `python -m deploy`: without PROXY_COUNT every user
+    # shared the load balancer's address, and so one rate-limit bucket.
+    want = {e["name"]: e["value"] for e in container(taskdef, "roomfit")["environment"]}
+    [stack] = template["Resources"]["InitialTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert {e["Name"]: e["Value"] for e in stack["Environment"]} == want
+
+
 # ---------- what the checks reject ----------
 
 def _mutated(taskdef: dict[str, Any], change) -> str:

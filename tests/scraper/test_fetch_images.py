@@ -114,6 +114,12 @@ def test_inspect_bomb_guard_and_broken_exif():
     assert (info.format, info.ext, info.width, info.height) == ("JPEG", ".jpg", 400, 300)
 
 
+def test_inspect_turns_a_photo_with_a_malformed_exif_tag_upright(malformed_exif_jpeg):
+    # exif_transpose raised struct.error here, which escaped the crawler and stopped every resumed crawl.
+    info = inspect_image(malformed_exif_jpeg(Image.new("RGB", (400, 300), "white")), CFG)
+    assert (info.width, info.height) == (300, 400)
+
+
 def test_store_keeps_a_resize_once_but_not_a_crop(tmp_path, make_photo, monkeypatch):
     store = ImageStore(tmp_path, near_distance=4)
     crop = io.BytesIO()

@@ -58,6 +58,31 @@ def test_val_pipeline_keeps_pairs_aligned_and_ids_intact(tiny_data, tmp_path):
     assert np.array_equal(images, again)  # no augmentation, no shuffling outside train
 
 
+@pytest.mark.parametrize("stored, fmt", [((500, 500), "PNG"), ((500, 333), "PNG"), ((120, 90), "PNG"),
+                                         ((500, 500), "JPEG")])  # JPEG: the web app's reduced-scale decode
+def test_pipeline_resizes_photos_exactly_like_the_web_app(tmp_path, stored, fmt):
+    # Stripes every 3 pixels: a resize that smooths (Pillow's Image.resize) and one that samples (tf.image.resize,
+    # what the model is trained on) differ by ~40 grey levels here; the web app must sample like training.
+    from PIL import Image
+
+    from training.dataset import Item
+    from webapp.imaging import decode
+
+    w, h = stored
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, ::3] = 255
+    photo, mask = tmp_path / "p.png", tmp_path / "m.png"
+    Image.fromarray(stripes).save(photo, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    Image.fromarray(np.zeros((h, w), np.uint8)).save(mask)
+    item = Item(id="p", image=str(photo), mask=str(mask), alpha=str(mask), klass="couch", split="val")
+    images, _ = _arrays(get_dataset([item], "val", CLASSES, PipelineConfig(input_size=160, batch_size=1)))
+    served = decode(photo.read_bytes(), (160, 160), max_pixels=10**7, need_full=False, guide_side=250).model_input
+    # uint8 rounding apart (and two JPEG decoders' rounding)
+    assert np.abs(images[0] - np.asarray(served, np.float32)).mean() < (0.6 if fmt == "PNG" else 2.0)
+    smoothed = np.asarray(Image.fromarray(stripes).resize((160, 160), Image.BILINEAR), np.float32)
+    assert w < 160 or np.abs(images[0] - smoothed).mean() > 10  # the check can tell the two apart
+
+
 def test_train_augmentation_moves_image_and_mask_together(tiny_data, tmp_path):
     manifest, labels = tiny_data
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)

@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image
 
 from scraper.manifest import ManifestRecord, ManifestWriter
-from training.label import UNCLASSED, LabelConfig, clean_mask, label_manifest
+from training.dataset import build_dataset_file
+from training.label import UNCLASSED, LabelConfig, clean_mask, label_manifest, upright_path
 
 CLASSES = ("background", "couch", "chair")
 
@@ -77,3 +78,35 @@ def test_label_rejects_with_reasons(tmp_path):
     assert label_manifest(full, SquareTeacher(side=1.0)).rejected == {"full-mask": 1}
     entries = [json.loads(x) for x in (full.out / "labels.jsonl").read_text().splitlines()]
     assert entries[0]["status"] == "rejected" and entries[0]["reason"] == "full-mask"
+
+
+def test_an_exif_rotated_photo_gets_an_upright_copy_for_training(tmp_path, malformed_exif_jpeg):
+    # Stored 64 wide x 48 high with orientation 6 (and a malformed EXIF tag): the mask is made upright (48x64), and
+    # tf.io, which ignores EXIF, must read an upright copy or image and mask would disagree.
+    manifest = _manifest(tmp_path, ["chair", "couch"])
+    (tmp_path / "img" / "0.png").unlink()
+    stored = Image.new("RGB", (64, 48), "white")
+    stored.paste((200, 0, 0), (0, 0, 8, 48))  # a red strip on the left: on top once upright
+    (tmp_path / "img" / "0.png").write_bytes(malformed_exif_jpeg(stored))  # JPEG bytes; Pillow sniffs the format
+    cfg = LabelConfig(manifest=manifest, out=tmp_path / "labels", classes=CLASSES)
+    assert label_manifest(cfg, SquareTeacher()).ok == 2
+    assert Image.open(cfg.out / "masks" / "0.png").size == (48, 64)
+    copy = Image.open(upright_path(cfg.out, "0"))
+    assert copy.size == (48, 64) and copy.getpixel((24, 2))[0] > 150 and copy.getpixel((24, 60))[1] > 150
+    assert not upright_path(cfg.out, "1").exists()  # an upright photo needs no copy
+    items = build_dataset_file(manifest, cfg.out, tmp_path / "dataset.json", CLASSES)
+    paths = {it.id: it.image for it in items}
+    assert paths["0"] == str(upright_path(cfg.out, "0").resolve())
+    assert paths["1"] == str((tmp_path / "img" / "1.png").resolve())
+
+
+def test_labelling_after_a_torn_index_line_starts_a_fresh_line(tmp_path):
+    manifest = _manifest(tmp_path, ["chair", "couch"])
+    cfg = LabelConfig(manifest=manifest, out=tmp_path / "labels", classes=CLASSES, limit=1)
+    label_manifest(cfg, SquareTeacher())
+    index = cfg.out / "labels.jsonl"
+    index.write_text(index.read_text() + '{"id": "1", "sta')  # killed mid-write
+    cfg.limit = None
+    assert label_manifest(cfg, SquareTeacher()).ok == 1
+    entries = [json.loads(x) for x in index.read_text().splitlines()]
+    assert [e["id"] for e in entries] == ["0", "1"] and all(e["status"] == "ok" for e in entries)

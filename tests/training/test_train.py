@@ -7,7 +7,7 @@ import pytest
 from training.dataset import build_dataset_file
 from training.losses import class_weights, make_loss
 from training.model import build_model
-from training.train import (TrainConfig, evaluate_split, fit_items, train, train_image_counts,
+from training.train import (TrainConfig, best_logged_score, evaluate_split, fit_items, train, train_image_counts,
                             train_pixel_counts)
 
 from .conftest import CLASSES, make_photo
@@ -64,6 +64,19 @@ def test_train_two_phases_and_resume(tiny_data, tmp_path):
     assert (tmp_path / "run" / "history.csv").exists() and any((tmp_path / "run" / "tb").iterdir())
     again = train(cfg, items)  # both phases done: nothing retrained
     assert again.epochs == 2
+
+
+@pytest.mark.parametrize("csv_text, expected", [
+    (None, -np.inf),  # no history yet
+    ("epoch,val_score\n", -np.inf),
+    ("epoch,loss,val_score\n0,1.0,0.40\n1,0.8,0.55\n2,0.7,0.50\n", 0.55),
+    ("epoch,loss,val_score\n0,1.0,0.40\n1,0.9,\n", 0.40),  # an epoch logged without a score is skipped
+])
+def test_best_logged_score_is_what_a_resumed_phase_must_beat(tmp_path, csv_text, expected):
+    path = tmp_path / "history.csv"
+    if csv_text is not None:
+        path.write_text(csv_text)
+    assert best_logged_score(path) == expected
 
 
 def test_fit_items_adds_val_to_train_and_caps_unclassed(tiny_data, tmp_path):

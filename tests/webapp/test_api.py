@@ -92,6 +92,45 @@ def test_cutout_404_and_503(make_app, tmp_path, client):
     assert "cutout" not in no_model.get(f"/api/products/{pid}").get_json()
 
 
+def test_ids_no_sqlite_row_can_have_are_404_not_500(client):
+    huge = 2**64
+    for path in (f"/api/products/{huge}", f"/api/products/{huge}/cutout.png", f"/api/products/{huge}/image",
+                 f"/products/{huge}"):
+        assert client.get(path).status_code == 404, path
+    for arg in (str(huge), "\u00b2", "-1"):  # "²" passes str.isdigit() but not int()
+        resp = client.get("/room", query_string={"product": arg})
+        assert resp.status_code == 200 and b"data-products='[]'" in resp.data, arg
+
+
+def _point_photo_at(app, pid, path):
+    from webapp.db import get_db
+
+    with app.app_context():
+        db = get_db()
+        db.execute("UPDATE product SET image_path = ?, image_sha256 = ? WHERE id = ?", (str(path), "f" * 64, pid))
+        db.commit()
+
+
+def test_a_missing_or_damaged_catalogue_photo_is_a_server_error(app, client, tmp_path):
+    pid = _products(client, q="BERNHARD")["products"][0]["id"]
+    truncated = tmp_path / "truncated.jpg"
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 90), "white").save(buf, "JPEG")
+    truncated.write_bytes(buf.getvalue()[:200])
+    for photo in (tmp_path / "gone.jpg", truncated):
+        _point_photo_at(app, pid, photo)
+        resp = client.get(f"/api/products/{pid}/cutout.png")
+        assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "photo_unreadable", photo
+        body = client.get(f"/api/products/{pid}").get_json()  # the product's details still answer
+        assert body["product"]["id"] == pid and "cutout" not in body
+        assert body["cutout_error"]["code"] == "photo_unreadable"
+    resp = client.get(f"/api/products/{pid}/image")  # the last photo pointed at exists (truncated): it is sent
+    assert resp.status_code == 200
+    _point_photo_at(app, pid, tmp_path / "gone.jpg")
+    resp = client.get(f"/api/products/{pid}/image")
+    assert resp.status_code == 500 and resp.get_json()["error"]["code"] == "photo_unreadable"
+
+
 def test_health_ready_and_metrics(client, square_photo):
     assert client.get("/healthz").get_json() == {"success": True, "status": "alive"}
     ready = client.get("/readyz").get_json()

@@ -179,6 +179,17 @@ def test_exif_rotation_is_honoured(any_client):
             assert Image.open(io.BytesIO(resp.data)).size == (160, 200)
 
 
+def test_malformed_exif_still_turns_the_photo_upright(any_client, malformed_exif_jpeg):
+    # Pillow's exif_transpose raises struct.error re-encoding this EXIF block: it used to be a 500.
+    img = Image.new("RGB", (200, 160), "white")
+    img.paste((20, 20, 20), (10, 40, 60, 120))
+    data = malformed_exif_jpeg(img)
+    body = post(any_client, data, crop="false").get_json()
+    assert body["success"] and (body["width"], body["height"]) == (160, 200)
+    resp = post(any_client, data, format="png", crop="false")
+    assert resp.status_code == 200 and Image.open(io.BytesIO(resp.data)).size == (160, 200)
+
+
 def test_big_jpeg_full_resolution_mask(client, square_photo):
     body = post(client, square_photo(size=(1200, 900), box=(300, 200, 900, 700))).get_json()
     assert decode_mask(body).shape == (900, 1200)
