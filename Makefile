@@ -78,7 +78,7 @@ BASELINE ?= runs/train_pix2pix
 TRAIN_ARGS ?= --unclassed-fg --max-train-other 600 --image-class-weight 1 --soft-fg-weight 1 --epochs-finetune 0 \
 	--train-on-val
 FAST_ARGS ?= --width 192
-MODEL_VERSION ?= 1.4.0
+MODEL_VERSION ?= 1.4.1
 
 train: $(VENV)/.dev
 	$(PY) -m training train --run-dir $(RUN) --encoder-weights $(ENCODER_WEIGHTS) $(TRAIN_ARGS) $(FAST_ARGS)

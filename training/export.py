@@ -154,7 +154,8 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict
         "name": MODEL_NAME, "version": cfg.version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": classes,
         "input": {"height": size, "width": size, "channels": 3, "dtype": "float32", "range": [0, 255],
-                  "color": "RGB", "resize": "bilinear"},
+                  # Bilinear sampled at pixel centres, no antialiasing (tf.image.resize; webapp.imaging.model_resize).
+                  "color": "RGB", "resize": "bilinear", "antialias": False},
         "output": {"kind": "logits", "layout": "NHWC", "height": size, "width": size, "channels": len(classes)},
         "serving_file": "tflite_fp16",
         "files": shipped,

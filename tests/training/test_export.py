@@ -42,7 +42,7 @@ def test_model_json_contract(exported):
     doc = json.loads((tmp / "models" / "model.json").read_text())
     assert doc["name"] == "roomfit-seg" and doc["classes"] == CLASSES and doc["serving_file"] == "tflite_fp16"
     assert doc["input"] == {"height": 32, "width": 32, "channels": 3, "dtype": "float32", "range": [0, 255],
-                            "color": "RGB", "resize": "bilinear"}
+                            "color": "RGB", "resize": "bilinear", "antialias": False}
     assert doc["output"] == {"kind": "logits", "layout": "NHWC", "height": 32, "width": 32, "channels": 4}
     for entry in doc["files"].values():
         path = tmp / "models" / entry["path"]

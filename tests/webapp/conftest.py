@@ -51,7 +51,7 @@ def build_tiny_model(out_dir: Path) -> Path:
     meta = {
         "name": "tiny-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z", "classes": TINY_CLASSES,
         "input": {"height": TINY_H, "width": TINY_W, "channels": 3, "dtype": "float32", "range": [0, 255],
-                  "color": "RGB", "resize": "bilinear"},
+                  "color": "RGB", "resize": "bilinear", "antialias": False},
         "output": {"kind": "logits", "layout": "NHWC", "height": TINY_H, "width": TINY_W,
                    "channels": len(TINY_CLASSES)},
         "serving_file": "tflite_fp16",
