@@ -248,6 +248,7 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
         if (run / f"backup_{name}").exists():
             # Resuming an interrupted phase: BackupAndRestore brings back its weights and epoch, not the best score
             # so far, and a fresh checkpoint callback would let the next (maybe worse) epoch overwrite the best.
+            # (EarlyStopping's patience count restarts too: a resumed phase can only run longer, never lose its best.)
             best = max(best, best_logged_score(history_csv))
         set_encoder_trainable(model, trainable, cfg.unfreeze_from)
         steps = sum(1 for _ in train_ds) * epochs
