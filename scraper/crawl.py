@@ -18,6 +18,10 @@ from .storage import ImageStore
 
 log = logging.getLogger(__name__)
 
+# What the extractors can raise on a malformed page (JSON-LD with a number where a list goes, nesting 100k deep, "²"
+# where a width goes). Such a page is counted as a parse_error and the crawl goes on: no page stops a crawl.
+MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+
 
 @dataclass
 class CrawlStats:
@@ -91,6 +95,7 @@ class Crawler:
         """Walk a source's listing pages (with pagination) and take each product found on them."""
         for url in source.start_urls:
             self.client.set_min_delay(url, source.min_delay)
+        self.client.set_default_delay(source.min_delay)  # hosts met through redirects and links, too
         queue = deque(source.start_urls)
         visited: set[str] = set()
         products: set[str] = set()
@@ -109,13 +114,21 @@ class Crawler:
             visited.add(page.url)  # a redirect target counts as visited too
             pages += 1
             self.stats.pages += 1
-            listing = extract_listing(page.text, page.url, source.allowed_domains, source.selectors)
+            try:
+                listing = extract_listing(page.text, page.url, source.allowed_domains, source.selectors)
+            except MALFORMED as exc:
+                self._fail("parse_error", page.url, repr(exc)[:120])
+                continue
             category = listing.category = listing.category or category
             log.info("%s: listing %s (%s): %d products, next %s", source.name, page.url, category,
                      len(listing.tiles), listing.next_pages[:1])
             if not listing.tiles:
                 # A start URL may itself be a product page.
-                info = extract_product(page.text, page.url, source.selectors)
+                try:
+                    info = extract_product(page.text, page.url, source.selectors)
+                except MALFORMED as exc:
+                    self._fail("parse_error", page.url, repr(exc)[:120])
+                    info = ProductInfo(url=page.url)
                 if info.images and page.url not in products and len(products) < source.max_products:
                     products.add(page.url)
                     if self.store.page_done(page.url):
@@ -135,11 +148,8 @@ class Crawler:
             queue.extend(u for u in listing.next_pages if u not in visited)
 
     def _get_page(self, source: SourceConfig, url: str) -> Body:
-        """A page of this source; a redirect off its allowed domains counts as a failure."""
-        page = self.client.get_page(url)
-        if not same_site(page.url, source.allowed_domains):
-            raise FetchError("offsite_redirect", url, page.url)
-        return page
+        """A page of this source; a redirect off its allowed domains is not followed and counts as a failure."""
+        return self.client.get_page(url, allow=lambda hop: same_site(hop, source.allowed_domains))
 
     def _product(self, source: SourceConfig, tile: Tile, listing_category: str | None) -> None:
         """Take one product: its page when it can be fetched, else the listing tile's own image."""
@@ -156,6 +166,8 @@ class Crawler:
             except FetchError as exc:
                 self._fail(f"page_{exc.reason}", tile.url)
                 transient = exc.transient
+            except MALFORMED as exc:  # the listing tile's own image is still worth taking
+                self._fail("page_parse_error", tile.url, repr(exc)[:120])
         if info is None or not info.images:
             if tile.image is None:
                 if info is not None:

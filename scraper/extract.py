@@ -174,7 +174,7 @@ def _junk_img(img: Tag) -> bool:
     """Tracking pixels, icons, sprites, logos and swatches by their markup."""
     for dim in ("width", "height"):
         value = str(img.get(dim, "")).strip().rstrip("px")
-        if value.isdigit() and int(value) <= 2:
+        if value.isdecimal() and int(value) <= 2:
             return True
     return bool(_JUNK_CLASS.search(" ".join(img.get("class", []))))
 
@@ -189,7 +189,7 @@ def _width_hint(url: str) -> float:
     """Size hints inside CDN URLs: ?width=1946, -600x600.jpg, _1200x.jpg, /w_1600,h_1200/ ."""
     parts = urlsplit(url)
     for key, value in parse_qsl(parts.query):
-        if key.lower() in ("width", "w") and value.isdigit():
+        if key.lower() in ("width", "w") and value.isdecimal():
             return float(value)
     m = re.search(r"[-_](\d{2,5})x\d{0,5}(?:@\d+x)?\.\w+$", parts.path) or re.search(r"\bw_(\d{2,5})\b", parts.path)
     return float(m.group(1)) if m else 0.0
@@ -199,7 +199,7 @@ def best_image(el: Tag, base: str) -> ImageCandidate | None:
     """The largest usable image an <img>/<source>/<meta>/<link>/<a> offers across src, srcset and lazy/hi-res attrs."""
     cands: list[ImageCandidate] = []
     declared_attr = str(el.get("width", "")).strip()
-    declared = float(declared_attr) if declared_attr.isdigit() else 0.0
+    declared = float(declared_attr) if declared_attr.isdecimal() else 0.0
     for attr in _SRCSET_ATTRS:
         for url, width in parse_srcset(el.get(attr) or ""):
             cands.append(ImageCandidate(url, width))
@@ -211,7 +211,7 @@ def best_image(el: Tag, base: str) -> ImageCandidate | None:
         if el.get(attr):
             companion = str(el.get(attr + "_width", ""))
             # A hi-res attribute is the full-size original: rank it above any srcset entry unless told its width.
-            cands.append(ImageCandidate(el[attr], float(companion) if companion.isdigit() else 1e7))
+            cands.append(ImageCandidate(el[attr], float(companion) if companion.isdecimal() else 1e7))
     dynamic = el.get("data-a-dynamic-image")
     if dynamic:
         try:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.robotparser
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
+from bs4.dammit import EncodingDetector
+from protego import Protego
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -44,18 +45,21 @@ class Body:
     status: int
     content_type: str
     data: bytes
+    location: str | None = None  # a redirect's target (then data is empty): the caller decides whether to follow
 
     @property
     def text(self) -> str:
-        """The body decoded as HTML text (charset from the header, else UTF-8 with replacement)."""
-        charset = "utf-8"
+        """The body decoded as HTML text: charset from the header, else from the page's own <meta charset>, else
+        UTF-8 (undecodable bytes replaced, an unknown charset falls back to UTF-8)."""
+        charset = None
         for part in self.content_type.split(";")[1:]:
             key, _, value = part.strip().partition("=")
             if key.lower() == "charset" and value:
                 charset = value.strip('"')
+        charset = charset or EncodingDetector.find_declared_encoding(self.data, is_html=True) or "utf-8"
         try:
             return self.data.decode(charset, errors="replace")
-        except LookupError:
+        except (LookupError, UnicodeError):  # an unknown name, or a codec such as idna that cannot decode a page
             return self.data.decode("utf-8", errors="replace")
 
 
@@ -69,7 +73,7 @@ def origin_of(url: str) -> str:
 class _Host:
     """Per-origin politeness state."""
 
-    robots: urllib.robotparser.RobotFileParser | None = None
+    robots: Protego | None = None
     robots_error: str | None = None  # why robots.txt could not be read: nothing on this host is fetched
     delay: float = 0.0
     last: float = field(default=-1e18)
@@ -83,10 +87,10 @@ class PoliteClient:
         self.cfg = cfg
         self._clock, self._sleep = clock, sleep
         self._hosts: dict[str, _Host] = {}
+        self.default_delay = 0.0  # every host not seen yet starts with this delay (see set_default_delay)
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": cfg.user_agent,
                                      "Accept-Language": "en;q=0.9, *;q=0.5"})
-        self.session.max_redirects = cfg.max_redirects
         retry = Retry(total=cfg.retries, connect=cfg.retries, read=cfg.retries, status=cfg.retries, other=0,
                       redirect=None, status_forcelist=RETRY_STATUSES, allowed_methods={"GET", "HEAD"},
                       backoff_factor=cfg.backoff, backoff_max=cfg.max_backoff,
@@ -105,8 +109,16 @@ class PoliteClient:
         host = self._host(url)
         host.delay = max(host.delay, seconds)
 
+    def set_default_delay(self, seconds: float) -> None:
+        """Ask for at least `seconds` between requests to every host met from now on: those a redirect or a link
+        leads to (http -> https, shop.com -> www.shop.com) deserve the same courtesy as the configured ones."""
+        self.default_delay = max(self.default_delay, seconds)
+
     def _host(self, url: str) -> _Host:
-        return self._hosts.setdefault(origin_of(url), _Host())
+        origin = origin_of(url)
+        if origin not in self._hosts:
+            self._hosts[origin] = _Host(delay=self.default_delay)
+        return self._hosts[origin]
 
     def _wait_turn(self, url: str) -> None:
         """Sleep until this origin's minimum delay since its last response has passed."""
@@ -123,39 +135,38 @@ class PoliteClient:
             crawl_delay = host.robots.crawl_delay(self.cfg.user_agent)
             if crawl_delay:
                 host.delay = max(host.delay, min(float(crawl_delay), self.cfg.max_crawl_delay))
-        return host.robots.can_fetch(self.cfg.user_agent, url)
+        return host.robots.can_fetch(url, self.cfg.user_agent)
 
-    def _load_robots(self, origin: str) -> tuple[urllib.robotparser.RobotFileParser, str | None]:
-        """Fetch and parse robots.txt with our session (our User-Agent, timeouts, retries); (parser, error)."""
-        rp = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+    def _load_robots(self, origin: str) -> tuple[Protego, str | None]:
+        """Fetch and parse robots.txt with our session (our User-Agent, timeouts, retries); (rules, error).
+
+        Protego, not urllib.robotparser: the latter ignores the `*` and `$` wildcards shops use (`Disallow:
+        /*?sort=`) and takes the first matching rule instead of the longest one (RFC 9309)."""
         try:
-            body = self._get(origin + "/robots.txt", max_bytes=500_000)
+            body = self._follow(origin + "/robots.txt", max_bytes=500_000, robots=False)
         except FetchError as exc:
             # RFC 9309: a missing robots.txt (4xx) means "no restrictions"; an unreachable one (5xx, network)
-            # means "assume complete disallow". 401/403 are treated as disallow, as urllib.robotparser does.
+            # means "assume complete disallow". 401/403 are treated as disallow.
             if exc.reason.startswith("http_4") and exc.reason not in ("http_401", "http_403", "http_429"):
-                rp.parse([])
-                return rp, None
+                return Protego.parse(""), None
             log.warning("robots.txt of %s unavailable (%s): not crawling this host", origin, exc.reason)
-            rp.disallow_all = True
-            return rp, exc.reason
-        rp.parse(body.text.splitlines())
-        return rp, None
+            return Protego.parse("User-agent: *\nDisallow: /"), exc.reason
+        return Protego.parse(body.text), None
 
-    def get_page(self, url: str) -> Body:
-        """GET an HTML page (robots-checked); raises FetchError."""
-        self._check_robots(url)
-        body = self._get(url, max_bytes=self.cfg.max_page_bytes,
-                         accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5")
+    def get_page(self, url: str, allow: Callable[[str], bool] | None = None) -> Body:
+        """GET an HTML page (robots-checked at every redirect hop; with `allow`, a redirect to a URL it refuses is
+        not followed: FetchError offsite_redirect); raises FetchError."""
+        body = self._follow(url, max_bytes=self.cfg.max_page_bytes,
+                            accept="text/html,application/xhtml+xml;q=0.9,*/*;q=0.5", allow=allow)
         mime = body.content_type.split(";")[0].strip().lower()
         if mime and "html" not in mime and "xml" not in mime:
             raise FetchError("not_html", url, mime)
         return body
 
     def get_image(self, url: str) -> Body:
-        """GET an image (robots-checked, size-capped, content type checked); raises FetchError."""
-        self._check_robots(url)
-        body = self._get(url, max_bytes=self.cfg.max_image_bytes, accept="image/webp,image/jpeg,image/png;q=0.9,image/*;q=0.5")
+        """GET an image (robots-checked at every redirect hop, size-capped, content type checked); raises FetchError."""
+        body = self._follow(url, max_bytes=self.cfg.max_image_bytes,
+                            accept="image/webp,image/jpeg,image/png;q=0.9,image/*;q=0.5")
         mime = body.content_type.split(";")[0].strip().lower()
         # Some CDNs send octet-stream or nothing: Pillow decides then. Anything else that is not image/* is wrong.
         if mime and not mime.startswith("image/") and mime not in ("application/octet-stream", "binary/octet-stream"):
@@ -167,6 +178,23 @@ class PoliteClient:
             error = self._host(url).robots_error
             # An unreadable robots.txt is worth another try on the next run; a Disallow is not.
             raise FetchError("robots_unreachable" if error else "robots_disallowed", url, error or "")
+
+    def _follow(self, url: str, max_bytes: int, accept: str = "*/*", allow: Callable[[str], bool] | None = None,
+                robots: bool = True) -> Body:
+        """GET, following redirects one hop at a time (requests would follow them all unchecked): every hop waits
+        its own host's turn and is robots-checked (unless fetching robots.txt itself) and, after the first, must
+        pass `allow`."""
+        start = url
+        for hop in range(self.cfg.max_redirects + 1):
+            if hop and allow is not None and not allow(url):
+                raise FetchError("offsite_redirect", start, url)
+            if robots:
+                self._check_robots(url)
+            body = self._get(url, max_bytes, accept)
+            if body.location is None:
+                return body
+            url = urljoin(body.url, body.location)
+        raise FetchError("too_many_redirects", start)
 
     def _get(self, url: str, max_bytes: int, accept: str = "*/*") -> Body:
         """One polite GET with retries; the body is streamed and abandoned beyond max_bytes or the time budget."""
@@ -181,16 +209,18 @@ class PoliteClient:
     def _get_now(self, url: str, max_bytes: int, accept: str, timeout: tuple[float, float]) -> Body:
         """The GET itself, with every requests/urllib3 failure mapped to a FetchError reason."""
         try:
-            with self.session.get(url, stream=True, timeout=timeout, headers={"Accept": accept}) as resp:
+            with self.session.get(url, stream=True, timeout=timeout, headers={"Accept": accept},
+                                  allow_redirects=False) as resp:
+                if resp.is_redirect:
+                    return Body(resp.url, resp.status_code, resp.headers.get("Content-Type", ""), b"",
+                                location=resp.headers["Location"])
                 if resp.status_code >= 400:
                     raise FetchError(f"http_{resp.status_code}", url)
                 declared = resp.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
+                if declared.isdecimal() and int(declared) > max_bytes:
                     raise FetchError("too_large", url, f"Content-Length {declared} > {max_bytes}")
                 data = self._read_capped(resp, url, max_bytes)
                 return Body(resp.url, resp.status_code, resp.headers.get("Content-Type", ""), data)
-        except requests.TooManyRedirects as exc:
-            raise FetchError("too_many_redirects", url) from exc
         except requests.exceptions.RetryError as exc:
             raise FetchError("retries_exhausted", url, str(exc.args[0])[:120]) from exc
         except requests.Timeout as exc:

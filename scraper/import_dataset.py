@@ -54,6 +54,10 @@ def import_dataset(cfg: ImportConfig, categories: CategoryMap) -> ImportSummary:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with ManifestWriter(cfg.out) as writer:
         for row in tqdm(rows, desc="import", unit="img"):
+            if not row.get("id") or not row.get("file"):  # a short or blank row (DictReader fills in None)
+                summary.unreadable += 1
+                log.warning("%s: skipping a row without id or file: %s", csv_path, row)
+                continue
             if row["id"] in done:
                 continue
             image_path = (cfg.dataset_dir / row["file"]).resolve()
@@ -65,7 +69,8 @@ def import_dataset(cfg: ImportConfig, categories: CategoryMap) -> ImportSummary:
                 with Image.open(image_path) as im:
                     width, height = im.size
                     im.verify()
-            except (UnidentifiedImageError, OSError) as exc:
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+                # verify() reports a broken PNG (bad CRC) as SyntaxError.
                 summary.unreadable += 1
                 log.warning("unreadable image %s: %s", image_path, exc)
                 continue

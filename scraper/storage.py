@@ -64,8 +64,8 @@ class ImageStore:
 
     def _load(self) -> None:
         """Rebuild what a previous run kept from the resume log, the manifest and (if need be) the image files."""
-        for stale in self.images_dir.glob("*.part"):
-            stale.unlink()  # a temp file from a killed run: never renamed, so never recorded
+        for stale in self.images_dir.glob(".*.tmp"):
+            stale.unlink()  # atomic_write_bytes' temp file from a killed run: never renamed, so never recorded
         known_prints: dict[str, tuple[int, float]] = {}
         state = self.out_dir / STATE_NAME
         if state.exists():

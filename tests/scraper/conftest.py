@@ -31,6 +31,7 @@ Disallow: /magento/checkout/
 Disallow: /magento/terracotta-planter.html
 Disallow: /custom/outlet/
 Disallow: /woo/wp-admin/
+Disallow: /*?sort=
 """
 # Photos that are the same picture under another name: an older smaller upload, and a WordPress re-upload.
 ALIASES = {"mira-social": "sofa-mira", "dining-room-1": "dining-room"}
@@ -222,6 +223,14 @@ class FixtureShop:
         if path == "/custom/go/partner":
             # A link that leaves the shop (another host name for this server).
             return 302, {"Location": f"http://localhost:{self.host.rsplit(':', 1)[1]}/custom/shop/beds"}, b""
+        if path == "/custom/go/clearance.jpg":
+            # A harmless-looking URL that redirects into a path robots.txt disallows.
+            return 302, {"Location": f"{self.base}/custom/outlet/clearance.jpg"}, b""
+        if path == "/custom/item/broken-jsonld":
+            # Structured data of the wrong shape: a number where a list of variants goes.
+            return 200, html, (b'<!doctype html><html><head><script type="application/ld+json">'
+                               b'{"@context": "https://schema.org", "@type": "Product", "name": "Odd", "hasVariant": 3}'
+                               b'</script></head><body><h1>Odd</h1></body></html>')
         if path == "/custom/about":
             return 200, html, b"<!doctype html><html><head><title>About us</title></head><body><h1>About</h1>" \
                               b"<p>Family run since 1962.</p></body></html>"

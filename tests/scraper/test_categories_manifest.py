@@ -121,3 +121,22 @@ def test_import_dataset_is_resumable(tmp_path, cats):
     again = import_dataset(ImportConfig(dataset_dir=ds, out=out), cats)
     assert again.written == 0 and again.already == 2
     assert len(out.read_text().splitlines()) == 2
+
+
+def test_import_dataset_skips_short_rows_and_broken_pngs(tmp_path, cats):
+    import io
+
+    from PIL import Image
+
+    ds = tmp_path / "ds"
+    (ds / "products").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "white").save(ds / "products" / "1.jpg")
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), "white").save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    idat = png.index(b"IDAT")
+    png[idat + 8] ^= 0xFF  # one flipped byte inside the image data: the chunk's CRC no longer matches
+    (ds / "products" / "2.png").write_bytes(bytes(png))
+    (ds / "products.csv").write_text("id,file,type\n1,products/1.jpg,Chair\n2,products/2.png,Vase\n7\n")
+    s = import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "manifest.jsonl"), cats)
+    assert (s.written, s.unreadable) == (1, 2)  # the broken PNG and the row with only an id

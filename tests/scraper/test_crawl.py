@@ -217,3 +217,16 @@ sources:
     stats = _crawl(config, tmp_path / "raw")
     assert dict(stats.failures) == {"offsite_redirect": 1, "no_products_found": 1}
     assert stats.images == 0 and not _manifest(tmp_path / "raw")
+    assert shop.requested("/custom/shop/beds") == []  # the off-site target is not even downloaded
+
+
+def test_a_malformed_page_is_counted_and_the_crawl_goes_on(shop, tmp_path):
+    config = tmp_path / "sources.yaml"
+    config.write_text(f"""
+sources:
+  - name: odd
+    start_urls: ["{shop.base}/custom/item/broken-jsonld", "{shop.base}/custom/about"]
+    min_delay: 0
+""")
+    stats = _crawl(config, tmp_path / "raw")
+    assert stats.failures["parse_error"] == 1 and stats.pages == 2  # the page after it was still crawled

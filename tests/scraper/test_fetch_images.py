@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from scraper.config import HttpConfig, ImageConfig
-from scraper.fetch import FetchError, PoliteClient
+from scraper.fetch import Body, FetchError, PoliteClient
 from scraper.images import ImageRejected, inspect_image
 from scraper.storage import ImageStore
 
@@ -43,6 +43,44 @@ def test_robots_disallow_is_never_requested(shop):
     assert shop.requested("/custom/outlet") == [] and shop.requested("/robots.txt") == ["/robots.txt"]
     client.get_page(f"{shop.base}/custom/shop/beds")
     assert shop.requested("/robots.txt") == ["/robots.txt"]  # cached per host
+
+
+def test_robots_wildcards_and_redirect_hops_are_checked(shop):
+    client = _client()
+    with pytest.raises(FetchError) as err:  # `Disallow: /*?sort=` (urllib.robotparser let this through)
+        client.get_page(f"{shop.base}/custom/shop/beds?sort=price")
+    assert err.value.reason == "robots_disallowed"
+    with pytest.raises(FetchError) as err:  # 302 into /custom/outlet/: the hop is checked before it is fetched
+        client.get_image(f"{shop.base}/custom/go/clearance.jpg")
+    assert err.value.reason == "robots_disallowed"
+    assert shop.requested("/custom/shop/beds?sort") == [] and shop.requested("/custom/outlet") == []
+
+
+def test_a_redirect_the_caller_refuses_is_not_followed(shop):
+    with pytest.raises(FetchError) as err:  # /custom/go/partner redirects to another host name
+        _client().get_page(f"{shop.base}/custom/go/partner", allow=lambda url: url.startswith(shop.base))
+    assert err.value.reason == "offsite_redirect"
+    assert shop.requested("/custom/shop/beds") == []  # the target was never downloaded
+
+
+def test_default_delay_covers_hosts_not_configured(shop):
+    client = _client()
+    client.set_default_delay(0.15)  # no set_min_delay for this host: as if reached through a redirect
+    for name in ("a", "b", "c"):
+        client.get_image(f"{shop.base}/custom/media/{name}_400.jpg")
+    times = [t for t, _ in shop.log]
+    assert len(times) == 4 and all(b - a >= 0.14 for a, b in zip(times, times[1:]))
+
+
+@pytest.mark.parametrize("content_type, data, expected", [
+    ("text/html; charset=utf-8", "<h1>Stühle</h1>".encode(), "Stühle"),
+    ("text/html", "<meta charset='iso-8859-1'><h1>Stühle</h1>".encode("latin-1"), "Stühle"),  # page's own charset
+    ("text/html", "<h1>Stühle</h1>".encode(), "Stühle"),  # nothing declared: UTF-8
+    ("text/html; charset=idna", b"<h1>x</h1>", "x"),  # a codec that cannot decode a page: UTF-8
+    ("text/html; charset=no-such", b"<h1>x</h1>", "x"),
+])
+def test_body_text_charset(content_type, data, expected):
+    assert expected in Body("http://x/", 200, content_type, data).text
 
 
 def test_unreachable_host_means_disallow_all():
