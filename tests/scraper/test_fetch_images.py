@@ -183,3 +183,14 @@ def test_store_keeps_a_resize_once_but_not_a_crop(tmp_path, make_photo, monkeypa
     assert reopened.add(make_photo("sofa", 600), info, "http://x/9.jpg").status == "near_duplicate"
     assert reopened.image_seen("http://x/1.jpg") and reopened.image_seen("http://x/0.jpg")
     reopened.close()
+
+
+def test_store_removes_temp_files_a_killed_run_left(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    stale = images / ".3f9a.jpg.k2j3h4.tmp"  # atomic_write_bytes' temp name, never renamed
+    stale.write_bytes(b"half an image")
+    kept = images / "3f9a.jpg"
+    kept.write_bytes(b"a stored image")
+    ImageStore(tmp_path, near_distance=4).close()
+    assert not stale.exists() and kept.exists()
