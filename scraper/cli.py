@@ -82,4 +82,5 @@ def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the scraper command line."""
-    return run_cli(build_parser(), argv, (CategoriesError, ConfigError, FileNotFoundError, ValueError))
+    # OSError: a missing file, an --out that is a file, a folder we may not write: one line, not a traceback.
+    return run_cli(build_parser(), argv, (CategoriesError, ConfigError, OSError, ValueError))

@@ -48,6 +48,7 @@ def test_bad_configs_are_named_clearly(tmp_path, text, message):
     (["--config", "{tmp}/bad.yaml"], "unknown key 'start_url'"),
     (["--config", "{tmp}/good.yaml", "--source", "nope"], "no source named 'nope'"),
     (["--config", "{tmp}/good.yaml", "--categories", "{tmp}/missing-categories.yaml"], "categories file not found"),
+    (["--config", "{tmp}/good.yaml", "--out", "{tmp}/good.yaml"], "Not a directory"),  # --out names a file
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     (tmp_path / "bad.yaml").write_text("sources:\n  - name: a\n    start_url: http://x.example/\n")
