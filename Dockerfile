@@ -64,6 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 VOLUME ["/tmp"]
 USER 10001:10001
 EXPOSE 8000
+# The image ships no HTTP client, hence urllib; PORT is read as gunicorn.conf.py's bind reads it (default 8000).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=3).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz'; sys.exit(0 if urllib.request.urlopen(url, timeout=3).status == 200 else 1)"]
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "webapp:create_app()"]

@@ -1,7 +1,9 @@
 """The product catalogue: importing manifests/CSV files and the (parameterised) queries the pages and API use."""
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import logging
 import math
@@ -17,6 +19,12 @@ log = logging.getLogger(__name__)
 _DIM_KEYS = ("width_cm", "depth_cm", "height_cm", "diameter_cm")
 _COLUMNS = ("sku", "name", "category", "class", "image_path", "image_sha256", "width_px", "height_px",
             "dimensions_text", *_DIM_KEYS, "source", "source_url")
+# Row fields stored as text: a manifest line may hold anything JSON can (a list, an object) in them.
+_TEXT_KEYS = ("sku", "name", "category", "class", "path", "sha256", "dimensions_text", "source", "source_url")
+
+
+class CatalogueError(Exception):
+    """An import that cannot go ahead; the message names the file (and the line when known)."""
 
 
 @dataclass
@@ -45,25 +53,42 @@ def _number(value: Any) -> float | None:
     return f if math.isfinite(f) and f > 0 else None
 
 
-def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a manifest.jsonl (the scraper's contract, see DEVELOPERS.md); bad lines are skipped with a warning."""
+def _pixels(value: Any) -> int | None:
+    """A positive pixel count (fractions truncated), or None for empty, unparsable or out-of-range values."""
+    f = _number(value)
+    return int(f) if f is not None and f < 2**63 else None  # SQLite integers are 64-bit
+
+
+def _text(value: Any) -> str | None:
+    """Value as text for a TEXT column (numbers too), None for empty values."""
+    return None if value in (None, "") else str(value)
+
+
+def _non_text_keys(row: dict[str, Any]) -> list[str]:
+    """The text fields of row holding something other than a string or a number (a list, an object, a boolean)."""
+    return [k for k in _TEXT_KEYS
+            if row[k] is not None and (isinstance(row[k], bool) or not isinstance(row[k], (str, int, float)))]
+
+
+def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a manifest.jsonl (the scraper's contract, see DEVELOPERS.md); bad lines are skipped."""
     # Read here rather than through scraper.manifest: parts talk through files, and the serving image ships without
-    # scraper/ (and its PyYAML). Same tolerance as the scraper's reader: a torn or bad line is skipped, never fatal.
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
+    # scraper/ (and its PyYAML). Same tolerance as the scraper's reader: a torn or bad line is skipped, never fatal;
+    # decoding line by line makes a line that is not UTF-8 (a write torn inside a character) one more bad line.
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
+                d = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 log.warning("%s:%d: skipping bad line (%s)", path, lineno, exc)
                 continue
             if not isinstance(d, dict):
                 log.warning("%s:%d: skipping a line that is not an object", path, lineno)
                 continue
             dims = d.get("dimensions") if isinstance(d.get("dimensions"), dict) else {}
-            yield {
+            yield lineno, {
                 "sku": _first(d, "sku", "id"), "name": _first(d, "title", "name"), "category": d.get("category"),
                 "class": d.get("class"), "path": d.get("path"), "sha256": d.get("sha256"),
                 "width_px": d.get("width"), "height_px": d.get("height"), "dimensions_text": dims.get("text"),
@@ -72,11 +97,21 @@ def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
             }
 
 
-def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV with manifest-like columns (sku/id, name/title, category/type, class, path/file, *_cm, size)."""
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            yield {
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a CSV with manifest-like columns (sku/id, name/title, class, path/file, *_cm, size...)."""
+    # Decoded whole and up front, unlike a manifest: a CSV in another encoding (a spreadsheet's Latin-1 export) is
+    # wrong throughout, so it is refused with the first bad line rather than half imported. Spreadsheets write
+    # "CSV UTF-8" with a byte-order mark, which would otherwise stick to the first column's name.
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CatalogueError(f"{path}:{line}: not UTF-8 text; save the file as CSV UTF-8") from exc
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            yield reader.line_num, {
                 "sku": _first(row, "sku", "id"), "name": _first(row, "name", "title"),
                 "category": _first(row, "category", "type"), "class": _first(row, "class"),
                 "path": _first(row, "path", "file", "image"), "sha256": _first(row, "sha256"),
@@ -84,39 +119,52 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
                 "dimensions_text": _first(row, "dimensions", "size"), **{k: row.get(k) for k in _DIM_KEYS},
                 "source": _first(row, "source"), "source_url": _first(row, "page_url", "url", "source_url"),
             }
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+        # The underlying reader's line count: DictReader's own is only updated after a row was read.
+        raise CatalogueError(f"{path}:{reader.reader.line_num}: not a readable CSV row ({exc})") from exc
 
 
 def import_file(db: sqlite3.Connection, source: Path, *, include_unclassified: bool = False) -> ImportStats:
-    """Upsert the products of a manifest.jsonl or CSV; image paths are relative to the file's folder."""
+    """Upsert the products of a manifest.jsonl or CSV in one transaction; image paths are relative to its folder."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'product'").fetchone():
+        raise CatalogueError(f"{source}: the database has no product table; run `flask --app webapp init-db` first")
     rows = _csv_rows(source) if source.suffix.lower() == ".csv" else _manifest_rows(source)
     base = source.resolve().parent
     stats = ImportStats()
-    for row in rows:
-        image = Path(str(row["path"] or ""))
-        image = image if image.is_absolute() else base / image
-        if not row["sku"] or not row["path"] or not image.is_file():
-            log.warning("%s: skipping %s: image %s not found", source, row["sku"], image)
-            stats.skipped += 1
-            continue
-        if not row["class"] and not include_unclassified:
-            stats.skipped += 1
-            continue
-        values = {
-            "sku": str(row["sku"]), "name": str(row["name"] or row["sku"]), "category": row["category"],
-            "class": row["class"] or None, "image_path": str(image.resolve()),
-            "image_sha256": row["sha256"] or file_sha256(image),
-            "width_px": int(row["width_px"]) if _number(row["width_px"]) else None,
-            "height_px": int(row["height_px"]) if _number(row["height_px"]) else None,
-            "dimensions_text": row["dimensions_text"], **{k: _number(row[k]) for k in _DIM_KEYS},
-            "source": row["source"], "source_url": row["source_url"],
-        }
-        db.execute(
-            f"INSERT INTO product ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-            f"ON CONFLICT(sku) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}",
-            [values[c] for c in _COLUMNS],
-        )
-        stats.imported += 1
-    db.commit()
+    # One transaction (committed on success, rolled back on any error): a failed import leaves the catalogue as it was.
+    with db:
+        for lineno, row in rows:
+            bad = _non_text_keys(row)
+            if bad:
+                # Skipped and counted like a row without its photo, not fatal: one odd line in a scraped manifest
+                # should not stop the rest of the catalogue (the same tolerance as for unparsable lines).
+                log.warning("%s:%d: skipping %s: %s must be text or a number", source, lineno, row["sku"],
+                            ", ".join(bad))
+                stats.skipped += 1
+                continue
+            image = Path(str(row["path"] or ""))
+            image = image if image.is_absolute() else base / image
+            if not row["sku"] or not row["path"] or not image.is_file():
+                log.warning("%s:%d: skipping %s: image %s not found", source, lineno, row["sku"], image)
+                stats.skipped += 1
+                continue
+            if not row["class"] and not include_unclassified:
+                stats.skipped += 1
+                continue
+            values = {
+                "sku": str(row["sku"]), "name": str(row["name"] or row["sku"]), "category": _text(row["category"]),
+                "class": _text(row["class"]), "image_path": str(image.resolve()),
+                "image_sha256": _text(row["sha256"]) or file_sha256(image),
+                "width_px": _pixels(row["width_px"]), "height_px": _pixels(row["height_px"]),
+                "dimensions_text": _text(row["dimensions_text"]), **{k: _number(row[k]) for k in _DIM_KEYS},
+                "source": _text(row["source"]), "source_url": _text(row["source_url"]),
+            }
+            db.execute(
+                f"INSERT INTO product ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+                f"ON CONFLICT(sku) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _COLUMNS[1:])}",
+                [values[c] for c in _COLUMNS],
+            )
+            stats.imported += 1
     log.info("imported %d products from %s (%d skipped)", stats.imported, source, stats.skipped)
     return stats
 

@@ -50,11 +50,17 @@ def init_db_command() -> None:
               help="Also import products the class mapping left unclassified.")
 def import_catalogue_command(source: Path, all_classes: bool) -> None:
     """Import products from a scraper manifest.jsonl or a CSV file (upserts by sku)."""
-    from .catalogue import import_file
+    from .catalogue import CatalogueError, import_file
 
-    stats = import_file(get_db(), source, include_unclassified=all_classes)
+    # One line instead of a traceback; import_file has rolled back by now, so nothing was half imported.
+    try:
+        stats = import_file(get_db(), source, include_unclassified=all_classes)
+    except CatalogueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"{source}: import failed, the catalogue is unchanged: {exc}") from exc
     click.echo(f"Imported {stats.imported} products from {source} "
-               f"({stats.skipped} skipped: missing image or unclassified).")
+               f"({stats.skipped} skipped: missing image, unclassified or a value of the wrong type).")
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +272,8 @@ def test_dockerfile_contract(taskdef: dict[str, Any]) -> None:
     assert re.search(r"^EXPOSE 8000$", text, re.M)
     assert re.search(r"^ENV .*PYTHONUNBUFFERED=1", text, re.M)
     healthcheck = re.search(r"^HEALTHCHECK .*$", text, re.M)
-    assert healthcheck and "http://127.0.0.1:8000/healthz" in healthcheck.group(0) and "curl" not in text
+    assert healthcheck and "curl" not in text
+    assert "'http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/healthz'" in healthcheck.group(0)
     assert "python3 -m venv" in text, "the debootstrap base has python3 and no pip"
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0"), "the final stage runs as a non-root user"
@@ -281,3 +287,34 @@ def test_dockerfile_contract(taskdef: dict[str, Any]) -> None:
     assert not any(a.startswith(("tests", ".venv", "training", "scraper", "data/ikea", "data/labels"))
                    or a.endswith(".h5") for a in allowed)
     assert "**/__pycache__" in lines
+
+
+@pytest.mark.parametrize("status, healthy", [(200, True), (503, False)])
+def test_dockerfile_health_check_follows_port(status: int, healthy: bool) -> None:
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    command = json.loads(re.search(r"^HEALTHCHECK .*? CMD (\[.*\])$", text, re.M).group(1))
+    assert command[:2] == ["python", "-c"]
+
+    class App(BaseHTTPRequestHandler):
+        """A stand-in for the app whose /healthz answers `status`."""
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self.send_response(status if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass  # keep the test output quiet
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    # Without proxy variables, which urllib would otherwise send even 127.0.0.1 through.
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    try:
+        proc = subprocess.run([sys.executable, *command[1:]], env={**env, "PORT": str(server.server_port)},
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert (proc.returncode == 0) == healthy, proc.stderr

@@ -187,3 +187,35 @@ def test_room_photo_fallback_when_camera_refused_and_calibration(live_server, br
     cx, cy = int(state["x"] * 640), int(state["y"] * 400)
     assert pixels[cy, cx].sum() < 150  # the dark product cut-out is composed over it
     assert errors == []
+
+
+def test_upload_that_is_not_an_image_keeps_the_camera_or_room(live_server, browser, tmp_path):
+    errors: list[str] = []
+    page = _new_page(browser, errors)
+    chair = page.request.get(live_server + "/api/products?q=BERNHARD").json()["products"][0]
+    page.goto(f"{live_server}/room?product={chair['id']}")
+    page.wait_for_selector(".item")
+    page.click("#btn-camera")
+    page.wait_for_function("() => document.getElementById('camera').videoWidth > 0")
+    not_an_image = tmp_path / "room.jpg"
+    not_an_image.write_text("a text file with a photo's name")
+    camera_live = """() => { const v = document.getElementById('camera');
+        return !v.hidden && v.srcObject.getVideoTracks()[0].readyState === 'live'; }"""
+
+    page.set_input_files("#room-file", str(not_an_image))
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('could not be opened')")
+    assert page.locator("#message.error").count() == 1
+    assert page.evaluate(camera_live), "the camera keeps running"
+    assert page.input_value("#room-file") == "", "reset, so picking the same file again fires change again"
+
+    page.locator(".room-thumb").nth(1).click()
+    page.wait_for_function("() => document.getElementById('message').textContent === 'Sample room 2.'")
+    assert not page.evaluate(camera_live)
+    page.set_input_files("#room-file", str(not_an_image))  # the same file again
+    page.wait_for_function("() => document.getElementById('message').textContent.includes('could not be opened')")
+    photo = page.locator("#room-photo")
+    assert photo.is_visible() and photo.get_attribute("src").endswith("/rooms/room1.jpg")
+    shot = _snapshot(page)
+    assert shot.size == (640, 400)
+    assert tuple(np.asarray(shot.convert("RGB"))[5, 5]) == pytest.approx((150, 170, 190), abs=3)  # sample room 2
+    assert errors == []

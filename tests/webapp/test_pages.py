@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,84 @@ def test_import_csv(runner, app, catalogue_manifest, tmp_path):
     with app.app_context():
         row = get_db().execute("SELECT * FROM product WHERE sku = ?", ("x1",)).fetchone()
     assert row["name"] == "CSV Chair" and row["width_cm"] == 45.0 and row["dimensions_text"] == "45 cm"
+
+
+def _product_line(sku: str, klass: object, image: Path) -> str:
+    """One manifest.jsonl line for a product photographed in image."""
+    return json.dumps({"sku": sku, "title": f"Product {sku}", "path": str(image), "class": klass}) + "\n"
+
+
+def _catalogue(app) -> list[tuple] | None:
+    """Every product row in id order, or None when there is no product table."""
+    with app.app_context():
+        db = get_db()
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'product'").fetchone():
+            return None
+        return [tuple(r) for r in db.execute("SELECT * FROM product ORDER BY id")]
+
+
+# (file name, its contents given a real product photo, drop the table first, exit code, in the output, in the log,
+#  {new sku: (class, width_px)}, or None when the catalogue must stay exactly as it was)
+BAD_IMPORTS = [
+    pytest.param("m.jsonl", lambda img: _product_line("m1", "chair", img), True, 1,
+                 ["m.jsonl: the database has no product table", "init-db"], None, None, id="before-init-db"),
+    pytest.param("p.csv", lambda img: f"id,file,name,class,width\nx1,{img},Chair,chair,12.5\n", False, 0,
+                 ["Imported 1 products", "0 skipped"], None, {"x1": ("chair", 12)}, id="fractional-width"),
+    pytest.param("m.jsonl", lambda img: _product_line("m1", ["chair"], img) + _product_line("m2", "chair", img),
+                 False, 0, ["Imported 1 products", "1 skipped"], "m.jsonl:1: skipping m1: class must be text",
+                 {"m2": ("chair", None)}, id="class-is-a-list"),
+    pytest.param("p.csv", lambda img: f"id,file,name,class\nx1,{img},Chaise à bascule,chair\n".encode("latin-1"),
+                 False, 1, ["p.csv:2: not UTF-8 text"], None, None, id="latin-1-csv"),
+    # A good row first: the error on line 3 must take the already written line 2 back out.
+    pytest.param("p.csv", lambda img: f"id,file,name,class\nx1,{img},Chair,chair\nx2,{img},{'x' * 200_000},chair\n",
+                 False, 1, ["p.csv:3: not a readable CSV row"], None, None, id="fails-after-a-good-row"),
+]
+
+
+@pytest.mark.parametrize("name, contents, drop_table, exit_code, output, logged, added", BAD_IMPORTS)
+def test_import_bad_input(runner, app, catalogue_manifest, tmp_path, caplog,
+                          name, contents, drop_table, exit_code, output, logged, added):
+    source = tmp_path / name
+    data = contents(catalogue_manifest.parent / "images" / "c1.jpg")
+    source.write_bytes(data if isinstance(data, bytes) else data.encode())
+    if drop_table:
+        with app.app_context():
+            get_db().execute("DROP TABLE product")  # the state before `flask init-db`
+    before = _catalogue(app)
+
+    result = runner.invoke(args=["import-catalogue", str(source)])
+
+    assert result.exit_code == exit_code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), "an error, not a traceback"
+    for text in output:
+        assert text in result.output
+    if exit_code:
+        assert result.output.startswith(f"Error: {source}") and result.output.count("\n") == 1  # one line
+    if logged:
+        assert logged in caplog.text
+    after = _catalogue(app)
+    if added is None:
+        assert after == before
+    else:
+        assert after[:len(before)] == before
+        with app.app_context():
+            new = get_db().execute("SELECT sku, class, width_px FROM product WHERE id > ?", (before[-1][0],))
+            assert {sku: (klass, width) for sku, klass, width in new} == added
+
+
+def test_failed_import_rolls_back_on_the_same_connection(app, catalogue_manifest, tmp_path):
+    from webapp.catalogue import CatalogueError, import_file
+
+    image = catalogue_manifest.parent / "images" / "c1.jpg"
+    source = tmp_path / "p.csv"
+    source.write_text(f"id,file,name,class\nx1,{image},Chair,chair\nx2,{image},{'x' * 200_000},chair\n")
+    with app.app_context():
+        db = get_db()
+        with pytest.raises(CatalogueError, match=r"p\.csv:3:"):
+            import_file(db, source)
+        # Same connection, so an uncommitted x1 would still be visible here.
+        assert not db.in_transaction
+        assert db.execute("SELECT COUNT(*) FROM product WHERE sku = 'x1'").fetchone()[0] == 0
 
 
 def test_demo_catalogue_imports(runner, app):

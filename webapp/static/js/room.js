@@ -8,7 +8,7 @@
   const stage = document.getElementById("stage");
   const overlays = document.getElementById("overlays");
   const video = document.getElementById("camera");
-  const photo = document.getElementById("room-photo");
+  let photo = document.getElementById("room-photo");  // replaced by each newly loaded room photo
   const message = document.getElementById("message");
   const picker = document.getElementById("add-product");
   const calibSvg = document.getElementById("calibration");
@@ -61,18 +61,33 @@
     video.hidden = true;
   }
 
+  // The photo is decoded off-stage and swapped in only once it has loaded: a file that is not an image must leave
+  // the current background (camera or photo) as it was, not stop the camera or show a broken image.
   function showPhoto(src, label) {
-    stopCamera();
     const token = ++state.bgToken;
-    photo.onload = () => {
+    const img = new Image();
+    img.alt = "";
+    img.className = photo.className;
+    // A loaded image keeps its pixels, so an uploaded file's URL can go as soon as the outcome is known.
+    const release = () => { if (src.startsWith("blob:")) URL.revokeObjectURL(src); };
+    img.onload = () => {
+      release();
       if (token !== state.bgToken) return;  // the user picked another background meanwhile
-      photo.hidden = false;
+      stopCamera();
+      img.id = photo.id;
+      photo.replaceWith(img);
+      photo = img;
       state.background = "photo";
-      setAspect(photo.naturalWidth, photo.naturalHeight);
+      setAspect(img.naturalWidth, img.naturalHeight);
       if (label) say(label);
     };
-    photo.onerror = () => say("That file could not be opened as an image. Try a JPEG, PNG or WebP photo.", true);
-    photo.src = src;
+    img.onerror = () => {
+      release();
+      if (token !== state.bgToken) return;
+      say("That file could not be opened as an image, so the room is unchanged. Try a JPEG, PNG or WebP photo.",
+        true);
+    };
+    img.src = src;
   }
 
   async function startCamera() {
@@ -110,13 +125,11 @@
   video.addEventListener("resize", () => {
     if (state.background === "camera") setAspect(video.videoWidth, video.videoHeight);
   });
-  let uploadedUrl = null;
   document.getElementById("room-file").addEventListener("change", (e) => {
     const file = e.target.files && e.target.files[0];
+    e.target.value = "";  // otherwise choosing the same file again (e.g. after fixing it) fires no "change"
     if (!file) return;
-    if (uploadedUrl) URL.revokeObjectURL(uploadedUrl);
-    uploadedUrl = URL.createObjectURL(file);  // the photo never leaves the browser
-    showPhoto(uploadedUrl, "Your room photo is loaded.");
+    showPhoto(URL.createObjectURL(file), "Your room photo is loaded.");  // the photo never leaves the browser
   });
 
   const rooms = JSON.parse(app.dataset.rooms || "[]");
