@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -119,6 +120,11 @@ class Aws:
     """Thin boto3 wrapper with the calls a RoomFit deployment needs."""
 
     def __init__(self, region: str | None = None, endpoint_url: str | None = None, profile: str | None = None):
+        if endpoint_url is not None:
+            parts = urlsplit(endpoint_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:  # boto3 would raise a bare ValueError
+                raise DeployError(f"--endpoint-url must be an http(s) URL such as http://127.0.0.1:5000, "
+                                  f"got {endpoint_url!r}")
         with aws_errors("AWS session"):
             self.session = boto3.Session(region_name=region, profile_name=profile)
         if self.session.region_name is None:

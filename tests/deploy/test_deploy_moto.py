@@ -229,6 +229,12 @@ def test_missing_credentials(moto_endpoint: str, no_aws_env: None, capsys: pytes
     assert_one_line_error(code, err, "no AWS credentials")
 
 
+def test_endpoint_url_that_is_not_a_url(fake_aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["--image", f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/roomfit:{COMMIT}",
+                             "--stack", "roomfit", "--endpoint-url", "notaurl"], capsys)
+    assert_one_line_error(code, err, "--endpoint-url must be an http(s) URL")
+
+
 def test_missing_region(moto_endpoint: str, no_aws_env: None, monkeypatch: pytest.MonkeyPatch,
                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
