@@ -62,6 +62,19 @@ class TrainConfig:
     run_eagerly: bool = False  # tests: skips tf.function tracing, which dominates a 2-step run
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Checked before any work: a bad value used to surface only after the data set was read (or not at all).
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(f"input size must be a multiple of 32 and at least 32, got {self.input_size}")
+        if min(self.epochs_frozen, self.epochs_finetune, self.patience) < 0 or self.batch_size < 1:
+            raise ValueError("epochs and patience must be >= 0 and batch size >= 1")
+        if self.epochs_frozen + self.epochs_finetune == 0:
+            raise ValueError("nothing to train: --epochs-frozen and --epochs-finetune are both 0")
+        if self.lr <= 0 or self.finetune_lr <= 0:
+            raise ValueError(f"learning rates must be > 0, got {self.lr} and {self.finetune_lr}")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"EMA momentum must be between 0 and 1, got {self.ema_momentum}")
+
 
 @dataclass
 class TrainResult:

@@ -79,6 +79,19 @@ def test_best_logged_score_is_what_a_resumed_phase_must_beat(tmp_path, csv_text,
     assert best_logged_score(path) == expected
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"input_size": 100}, "multiple of 32"),
+    ({"epochs_frozen": -1}, "epochs and patience"),
+    ({"epochs_frozen": 0, "epochs_finetune": 0}, "nothing to train"),
+    ({"lr": 0.0}, "learning rates"),
+    ({"ema_momentum": 1.5}, "EMA momentum"),
+])
+def test_bad_training_settings_are_refused_before_any_work(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(run_dir=tmp_path / "run", classes=CLASSES, **change)
+    assert not (tmp_path / "run").exists()
+
+
 def test_fit_items_adds_val_to_train_and_caps_unclassed(tiny_data, tmp_path):
     manifest, labels = tiny_data
     items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
