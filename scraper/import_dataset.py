@@ -44,8 +44,9 @@ def import_dataset(cfg: ImportConfig, categories: CategoryMap) -> ImportSummary:
     if not csv_path.is_file():
         raise FileNotFoundError(f"no {cfg.csv_name} in {cfg.dataset_dir}")
     with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    missing_cols = {"id", "file", "type"} - set(rows[0].keys() if rows else ())
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    missing_cols = {"id", "file", "type"} - set(reader.fieldnames or ())  # the header, also when no rows follow
     if missing_cols:
         raise ValueError(f"{csv_path}: missing columns {sorted(missing_cols)}")
     done = {r.id for r in read_manifest(cfg.out)} if cfg.out.exists() else set()

@@ -140,3 +140,15 @@ def test_import_dataset_skips_short_rows_and_broken_pngs(tmp_path, cats):
     (ds / "products.csv").write_text("id,file,type\n1,products/1.jpg,Chair\n2,products/2.png,Vase\n7\n")
     s = import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "manifest.jsonl"), cats)
     assert (s.written, s.unreadable) == (1, 2)  # the broken PNG and the row with only an id
+
+
+def test_import_dataset_header_only_and_missing_columns(tmp_path, cats):
+    import pytest
+
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    (ds / "products.csv").write_text("id,file,type\n")  # a header and no products: nothing to do, not an error
+    assert import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "m.jsonl"), cats).written == 0
+    (ds / "products.csv").write_text("id,image\n1,a.jpg\n")
+    with pytest.raises(ValueError, match=r"missing columns \['file', 'type'\]"):
+        import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "m.jsonl"), cats)
