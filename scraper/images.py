@@ -50,7 +50,8 @@ def phash_of(image: Image.Image) -> int:
 
 
 def upright(im: Image.Image) -> Image.Image:
-    """The image turned by its EXIF orientation, as the labeller sees it; unreadable EXIF leaves it as stored."""
+    """The image turned by its EXIF orientation, as the labeller sees it; `im` itself when it needs no turn or its
+    EXIF is unreadable (so `upright(im) is not im` tells whether it was turned)."""
     try:
         orientation = int(im.getexif().get(ORIENTATION_TAG, 1))
     except (OSError, ValueError, KeyError, TypeError, SyntaxError) as exc:

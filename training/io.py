@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from scraper.images import ORIENTATION_TAG, upright
+from scraper.images import upright
 from scraper.manifest import atomic_write_bytes  # noqa: F401  (re-exported: training writes through it)
 from webapp.imaging import model_resize
 
@@ -30,17 +30,14 @@ def atomic_save_png(path: str | Path, image: Image.Image) -> None:
 def open_upright(path: str | Path) -> Image.Image:
     """A photo as RGB, turned upright by its EXIF orientation (as labelling and the web app see it); a photo whose
     EXIF is broken stays as stored. Raises OSError (or a subclass) when the file is missing or not an image."""
-    with Image.open(path) as im:
-        return upright(im).convert("RGB")
+    return open_turned(path)[0]
 
 
-def exif_orientation(path: str | Path) -> int:
-    """A photo file's EXIF orientation tag (1, upright as stored, when it has none or it is unreadable)."""
+def open_turned(path: str | Path) -> tuple[Image.Image, bool]:
+    """open_upright(path), and whether its EXIF orientation turned it (the pixels differ from the file's)."""
     with Image.open(path) as im:
-        try:
-            return int(im.getexif().get(ORIENTATION_TAG, 1))
-        except (ValueError, TypeError, SyntaxError, OSError):
-            return 1
+        turned = upright(im)
+        return turned.convert("RGB"), turned is not im
 
 
 def model_input(photo: Image.Image, size: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from scraper.manifest import JsonlAppender, ManifestRecord, read_manifest, resolve_image_path
 
-from .io import atomic_save_png, exif_orientation, open_upright
+from .io import atomic_save_png, open_turned, open_upright
 from .teacher import Teacher
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
     if record.klass is None and not cfg.include_unclassed:
         return entry | {"status": "rejected", "reason": "no-class"}
     try:
-        image = open_upright(image_path)
-        turned = exif_orientation(image_path) != 1
+        image, turned = open_turned(image_path)
     except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         log.warning("%s: unreadable image %s (%s)", record.id, image_path, exc)
         return entry | {"status": "rejected", "reason": "unreadable"}

@@ -44,6 +44,12 @@ class ModelConfig:
     class_pool: str = "global"  # fast decoder: average the class features over the whole photo or its foreground
 
 
+def check_input_size(input_size: int) -> None:
+    """Raise ValueError unless the input size suits MobileNetV2's stride 32."""
+    if input_size < 32 or input_size % 32:
+        raise ValueError(f"input size must be a multiple of 32 and at least 32, got {input_size}")
+
+
 def _weights_arg(encoder_weights: str | Path | None) -> str | None:
     """Validate the encoder weights argument; a missing local file is a clear error, not a silent download."""
     if encoder_weights is None or str(encoder_weights) == "imagenet":
@@ -167,8 +173,7 @@ def build_model(input_size: int = 160, classes: int = 10, alpha: float = 1.0, de
         raise ValueError(f"unknown decoder {decoder!r} (choose from {', '.join(DECODERS)})")
     if class_pool not in CLASS_POOLS:
         raise ValueError(f"unknown class pool {class_pool!r} (choose from {', '.join(CLASS_POOLS)})")
-    if input_size < 32 or input_size % 32:
-        raise ValueError(f"input size must be a multiple of 32 and at least 32, got {input_size}")
+    check_input_size(input_size)
     if classes < 2:
         raise ValueError("need at least 2 classes (background and one more)")
     taps = FAST_SKIPS + (FAST_DEEP, FAST_CLASS) if decoder == "fast" else PIX2PIX_TAPS

@@ -15,6 +15,7 @@ from .dataset import OTHER, Item, PipelineConfig, get_dataset
 from .io import atomic_write_json
 from .label import UNCLASSED
 from .metrics import confusion_matrix, foreground_confusion, iou_per_class, mean_iou
+from .model import check_input_size
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         # Checked before any work: a bad value used to surface only after the data set was read (or not at all).
-        if self.input_size < 32 or self.input_size % 32:
-            raise ValueError(f"input size must be a multiple of 32 and at least 32, got {self.input_size}")
+        check_input_size(self.input_size)
         if min(self.epochs_frozen, self.epochs_finetune, self.patience) < 0 or self.batch_size < 1:
             raise ValueError("epochs and patience must be >= 0 and batch size >= 1")
         if self.epochs_frozen + self.epochs_finetune == 0:

@@ -157,9 +157,8 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
             data = f.read()
         decoded, pred, _ = run_prediction(seg, data, need_full=True)
     except (OSError, ApiError) as exc:
-        # The product exists; its stored photo is missing or damaged. That is the server's fault, not a bad request.
-        if isinstance(exc, ApiError) and exc.status >= 500:
-            raise
+        # The product exists; its stored photo is missing or damaged (decode's 4xx answers are for uploads). That is
+        # the server's fault, not a bad request.
         log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
         raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {row['id']} cannot be read") from exc
     bbox = pred.detections[0].bbox if pred.detections else None
