@@ -242,6 +242,8 @@ def _refine(args: argparse.Namespace):
 
 def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     """Arguments of a training run (shared by train and tune)."""
+    from .model import CLASS_POOLS
+
     _add_data_args(p)
     p.add_argument("--run-dir", type=Path, default=Path(run_dir))
     p.add_argument("--decoder", choices=["fast", "pix2pix"], default="fast")
@@ -249,8 +251,9 @@ def _add_train_args(p: argparse.ArgumentParser, run_dir: str) -> None:
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument("--width", type=int, default=192,
                    help="fast decoder channels at stride 16 (192: the shipped model; 1.1.0 had 96)")
-    p.add_argument("--class-pool", choices=["global", "masked"], default="global",
-                   help="fast decoder: average the class features over the photo or its predicted foreground")
+    p.add_argument("--class-pool", choices=list(CLASS_POOLS), default="global",
+                   help="fast decoder: average the stride-32 class features over the photo or its predicted foreground, "
+                        "or (multilevel) the stride-16 and stride-32 features over the photo")
     p.add_argument("--encoder-weights", default=str(ENCODER_WEIGHTS), help="PATH to the .h5, imagenet or none")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd", "rmsprop"], default="adam")

@@ -14,7 +14,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DECODERS = ("fast", "pix2pix")
-CLASS_POOLS = ("global", "masked")
+CLASS_POOLS = ("global", "masked", "multilevel")
 
 # Encoder taps, from fine to coarse. The fast model stops at stride 16 (block_13_expand_relu): blocks 13-16 and
 # Conv_1 hold most of MobileNetV2's weights (~1.7 M of 2.26 M) and would not fit the 4 MB fp16 budget. Its skips are
@@ -41,7 +41,8 @@ class ModelConfig:
     decoder: str = "fast"
     encoder_weights: str | Path | None = None  # a local .h5, "imagenet" (Keras download) or None (random init)
     width: int = 96  # fast decoder: channels at stride 16; halves at each upsampling step (min 24)
-    class_pool: str = "global"  # fast decoder: average the class features over the whole photo or its foreground
+    class_pool: str = "global"  # fast decoder: average the class features over the whole photo or its foreground,
+    # or ("multilevel") the stride-16 and stride-32 features' photo averages side by side
 
 
 def check_input_size(input_size: int) -> None:
@@ -107,7 +108,8 @@ def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
     Mask side: LR-ASPP-style 1×1 conv at stride 16 gated by global context, then bilinear ×2 steps that concatenate
     the encoder's narrow bottleneck skips (strides 8, 4, 2) with one separable conv each, two 1×1 maps (bg, fg) at
     stride 2 and a bilinear ×2. Class side: average of the stride-32 features (over the whole photo, or with
-    class_pool="masked" over the predicted foreground), dropout, dense. A product photo shows one product, so one
+    class_pool="masked" over the predicted foreground; with "multilevel" the stride-16 average the gate already
+    computes joins it), dropout, dense. A product photo shows one product, so one
     class per image makes the class map consistent (no speckled class mixtures).
     """
     from keras import layers
@@ -132,6 +134,11 @@ def _fast_decoder(skips: list, deep, semantic, cfg: ModelConfig):
         fg_prob = layers.Activation("sigmoid", name="class_fg_prob")(layers.Subtract(name="class_fg_margin")([fg, bg]))
         cells = layers.AveragePooling2D(cell, name="class_fg_cells")(fg_prob)
         c = _masked_average_layer()(name="class_pool")(semantic, cells)
+    elif cfg.class_pool == "multilevel":
+        # The stride-16 features add mid-level shape and texture cues (a stem, a rim) that the stride-32 ones have
+        # pooled away; their photo average is computed for the gate anyway, so this costs only the dense weights.
+        c = layers.Concatenate(name="class_pool")([layers.Flatten(name="class_pool16")(pooled),
+                                                   layers.GlobalAveragePooling2D(name="class_pool32")(semantic)])
     else:
         c = layers.GlobalAveragePooling2D(name="class_pool")(semantic)
     bg = layers.UpSampling2D(2, interpolation="bilinear", name="bg_resize")(bg)

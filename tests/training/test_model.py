@@ -99,6 +99,22 @@ def test_masked_class_pool_averages_the_foreground_cells():
     assert model(x).shape == (2, 64, 64, 4)
 
 
+def test_multilevel_class_pool_joins_the_stride_16_and_32_averages():
+    """The class head sees both feature levels' photo averages: 576 + 960 inputs for MobileNetV2 alpha 1, and the
+    stride-16 average is the one the gate uses (no second pooling)."""
+    import keras
+
+    model = build_model(64, 4, encoder_weights=None, class_pool="multilevel")
+    assert model.get_layer("class_dense").kernel.shape == (576 + 960, 3)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    encoder = model.get_layer("encoder")
+    *_, deep, semantic = encoder(model.get_layer("normalize")(x))
+    pooled = keras.Model(model.input, model.get_layer("class_pool").output)(x).numpy()
+    expected = np.concatenate([np.mean(deep, axis=(1, 2)), np.mean(semantic, axis=(1, 2))], axis=1)
+    np.testing.assert_allclose(pooled, expected, rtol=1e-4, atol=1e-5)
+    assert model(x).shape == (2, 64, 64, 4)
+
+
 def test_unfrozen_encoder_keeps_its_batch_norm_frozen():
     """Fine-tuning trains the encoder's weights but neither re-estimates nor trains its batch-norm statistics."""
     import keras
