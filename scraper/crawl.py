@@ -127,17 +127,17 @@ class Crawler:
                 try:
                     info = extract_product(page.text, page.url, source.selectors)
                 except MALFORMED as exc:
-                    self._fail("parse_error", page.url, repr(exc)[:120])
-                    info = ProductInfo(url=page.url)
-                if info.images and page.url not in products and len(products) < source.max_products:
-                    products.add(page.url)
-                    if self.store.page_done(page.url):
-                        self.stats.products_resumed += 1
-                    elif self._take_product(source, info, listing.category):
-                        self.store.mark_page_done(page.url)
-                elif not info.images:
-                    # Most often a shop whose markup needs selector overrides: say so rather than finish silently.
-                    self._fail("no_products_found", page.url)
+                    self._fail("parse_error", page.url, repr(exc)[:120])  # counted once, not also as "no products"
+                else:
+                    if info.images and page.url not in products and len(products) < source.max_products:
+                        products.add(page.url)
+                        if self.store.page_done(page.url):
+                            self.stats.products_resumed += 1
+                        elif self._take_product(source, info, listing.category):
+                            self.store.mark_page_done(page.url)
+                    elif not info.images:
+                        # Most often a shop whose markup needs selector overrides: say so rather than finish silently.
+                        self._fail("no_products_found", page.url)
             for tile in listing.tiles:
                 if len(products) >= source.max_products:
                     break

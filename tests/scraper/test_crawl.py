@@ -229,4 +229,6 @@ sources:
     min_delay: 0
 """)
     stats = _crawl(config, tmp_path / "raw")
-    assert stats.failures["parse_error"] == 1 and stats.pages == 2  # the page after it was still crawled
+    assert stats.pages == 2  # the page after it was still crawled
+    # the broken page counts once, as parse_error; only the about page (well-formed, no product) is "no products"
+    assert dict(stats.failures) == {"parse_error": 1, "no_products_found": 1}
