@@ -78,6 +78,9 @@ def _metric_rows(row: dict, scored: dict, suffix: str) -> None:
         if f"{key}_ci95" in m:  # bootstrap over the test photos, from an evaluate run that recorded it
             row[f"test {label}{suffix}, 95% interval"] = _interval(m[f"{key}_ci95"])
     row[f"test category accuracy{suffix}"] = m.get("category_accuracy", float("nan"))
+    # The masks alone: the mean IoU if every photo's foreground took its true class (what the class decision costs
+    # is the gap to the first row).
+    row[f"test mean IoU (9 classes) if every class were right{suffix}"] = m.get("mean_iou_true_class", float("nan"))
     products = scored.get("products", {})  # every test product photo, classed or not
     row[f"test foreground IoU, all product photos{suffix}"] = products.get("foreground_iou", float("nan"))
     if "foreground_iou_ci95" in products:

@@ -18,7 +18,7 @@ from webapp.refine import GuidedFilter, refine
 from .dataset import OTHER, Item, mask_lookup, select
 from .io import atomic_write_json, model_input, open_upright
 from .metrics import (bootstrap_ci, confusion_matrix, dominant_class, foreground_confusion, iou_per_class, mean_iou,
-                      pixel_accuracy)
+                      pixel_accuracy, true_class_confusion)
 from .train import finite_dict, scored_ids
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class PhotoScores:
     conf_dominant: np.ndarray  # the same with every foreground pixel relabelled with the photo's product label
     fg: np.ndarray  # (photos, 2, 2) background/foreground
     right: np.ndarray  # (photos,) 1 if the photo's product label is its class, 0 if not, -1 if it has no class
+    label: np.ndarray  # (photos,) the photo's true class id, -1 if it has none
 
 
 def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...],
@@ -86,7 +87,7 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...],
     n = len(classes)
     lookup = mask_lookup(classes)
     other = classes.index(OTHER) if OTHER in classes else None
-    conf, conf_dom, fg, right = [], [], [], []
+    conf, conf_dom, fg, right, labels = [], [], [], [], []
     for item in tqdm(items, desc="evaluate", unit="img", leave=False):
         image, truth = load_pair(item, lookup)
         pred = predict_full(model, image, size, refine_cfg)
@@ -94,8 +95,9 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...],
         conf.append(confusion_matrix(truth, pred, n))
         conf_dom.append(confusion_matrix(truth, np.where(pred != 0, label, 0), n))
         fg.append(foreground_confusion(truth, pred))
-        right.append(-1 if item.klass is None else int(label == classes.index(item.klass)))
-    return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right))
+        labels.append(-1 if item.klass is None else classes.index(item.klass))
+        right.append(-1 if item.klass is None else int(label == labels[-1]))
+    return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right), np.array(labels))
 
 
 def foreground_scores(model, size: int, items: list[Item], classes: tuple[str, ...],
@@ -117,7 +119,8 @@ def _foreground(fg: np.ndarray) -> float:
 
 def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 2000) -> dict:
     """IoU per class, mean IoU, foreground IoU, pixel accuracy, category accuracy, with 95% bootstrap intervals over
-    photos for the headline IoUs; `dominant` variants use the web app's one-label-per-photo rule."""
+    photos for the headline IoUs; `dominant` variants use the web app's one-label-per-photo rule; `true_class`
+    ones (classed photos only) give every photo's predicted foreground its true class, which scores the masks alone."""
     ids = scored_ids(classes)
     conf, conf_dom, fg = scores.conf.sum(0), scores.conf_dominant.sum(0), scores.fg.sum(0)
     classed = scores.right[scores.right >= 0]
@@ -131,6 +134,10 @@ def summarize(scores: PhotoScores, classes: tuple[str, ...], bootstrap: int = 20
         "iou_per_class": finite_dict(classes, iou_per_class(conf)),
         "iou_per_class_dominant": finite_dict(classes, iou_per_class(conf_dom)),
     }
+    if (scores.label > 0).all():  # classed photos only: the masks alone, as if every photo's class were right
+        conf_true = true_class_confusion(scores.fg, scores.label, len(classes))
+        out["mean_iou_true_class"] = mean_iou(conf_true, ids)
+        out["iou_per_class_true_class"] = finite_dict(classes, iou_per_class(conf_true))
     if bootstrap:
         out["mean_iou_ci95"] = list(bootstrap_ci(lambda c: mean_iou(c, ids), [scores.conf], n=bootstrap))
         out["foreground_iou_ci95"] = list(bootstrap_ci(_foreground, [scores.fg], n=bootstrap))
@@ -303,6 +310,8 @@ def headline(metrics: dict, name: str) -> dict:
             "test_foreground_iou": round(c["foreground_iou"], 4), "test_pixel_accuracy": round(c["pixel_accuracy"], 4),
             "test_category_accuracy": round(c["category_accuracy"], 4), "test_iou_per_class": c["iou_per_class"],
             "macs": m["macs"], "params": m["params"]}
+    if "mean_iou_true_class" in c:  # metrics.json files from before 1.5 lack it
+        head["test_mean_iou_true_class"] = round(c["mean_iou_true_class"], 4)
     for key in ("mean_iou_ci95", "foreground_iou_ci95"):  # 95% bootstrap intervals over the test photos
         if key in c:
             head[f"test_{key}"] = [round(v, 4) for v in c[key]]
@@ -321,6 +330,8 @@ def headline(metrics: dict, name: str) -> dict:
             ("foreground_iou", c["foreground_iou"]), ("foreground_iou_ci95", c["foreground_iou_ci95"]),
             ("category_accuracy", c["category_accuracy"]), ("foreground_iou_products", p["foreground_iou"]),
             ("foreground_iou_products_ci95", p["foreground_iou_ci95"]))}
+        if "mean_iou_true_class" in c:
+            head["test_refined"]["mean_iou_true_class"] = round(c["mean_iou_true_class"], 4)
     fp16 = m["files"].get("tflite_fp16")
     if fp16:
         head["tflite_fp16_latency_ms_1thread"] = round(fp16["latency_s"] * 1000, 2)

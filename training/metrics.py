@@ -45,6 +45,22 @@ def foreground_confusion(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     return confusion_matrix(np.asarray(y_true) != 0, np.asarray(y_pred) != 0, 2)
 
 
+def true_class_confusion(fg: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """The class confusion the predicted masks would give if every photo's foreground took the photo's true class:
+    per-photo 2×2 background/foreground confusions (photos, 2, 2) and class ids (photos,) in, (classes, classes) out.
+    Its mean IoU measures the masks alone; the gap to the real one is what the class decision costs."""
+    fg = np.asarray(fg, dtype=np.int64).reshape(-1, 2, 2)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(fg) or (labels < 1).any() or (labels >= num_classes).any():
+        raise ValueError("need one product class id (1..classes-1) per photo")
+    conf = np.zeros((num_classes, num_classes), np.int64)
+    conf[0, 0] = fg[:, 0, 0].sum()
+    np.add.at(conf, (0, labels), fg[:, 0, 1])  # background called foreground lands in the photo's class column
+    np.add.at(conf, (labels, 0), fg[:, 1, 0])
+    np.add.at(conf, (labels, labels), fg[:, 1, 1])
+    return conf
+
+
 def pixel_accuracy(conf: np.ndarray) -> float:
     """Fraction of pixels whose predicted class is right."""
     conf = np.asarray(conf)

@@ -2,10 +2,13 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from training.dataset import build_dataset_file
-from training.evaluate import EvalConfig, ModelUnderTest, evaluate, foreground_scores, headline, predict_full
+from training.evaluate import (EvalConfig, ModelUnderTest, PhotoScores, evaluate, foreground_scores, headline,
+                               predict_full, summarize)
+from training.metrics import confusion_matrix, foreground_confusion
 from training.io import atomic_write_json
 from training.model import build_model
 from webapp.refine import GuidedFilter
@@ -31,6 +34,23 @@ def test_predict_full_refined_keeps_the_best_foreground_class():
     refined = predict_full(confident, image, 32, GuidedFilter())
     assert refined.shape == plain.shape == (48, 40)
     assert (refined == 2).all() and (plain == 2).all()
+
+
+def test_true_class_scores_the_masks_alone():
+    """Two photos with perfect masks, the first given the wrong class: the mean IoU pays for the class, the
+    true-class mean IoU (the masks alone) is 1."""
+    classes = ("background", "a", "b")
+    truth = [np.array([0, 1, 1, 0]), np.array([0, 2, 2, 2])]
+    pred = [np.array([0, 2, 2, 0]), np.array([0, 2, 2, 2])]
+    scores = PhotoScores(conf=np.array([confusion_matrix(t, p, 3) for t, p in zip(truth, pred)]),
+                         conf_dominant=np.array([confusion_matrix(t, p, 3) for t, p in zip(truth, pred)]),
+                         fg=np.array([foreground_confusion(t, p) for t, p in zip(truth, pred)]),
+                         right=np.array([0, 1]), label=np.array([1, 2]))
+    out = summarize(scores, classes, bootstrap=0)
+    assert out["category_accuracy"] == 0.5
+    assert out["mean_iou"] == pytest.approx((1 + 0 + 3 / 5) / 3)
+    assert out["mean_iou_true_class"] == 1.0 and out["iou_per_class_true_class"] == {"background": 1.0, "a": 1.0,
+                                                                                     "b": 1.0}
 
 
 def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
@@ -67,6 +87,8 @@ def test_evaluate_writes_metrics_and_plots(tiny_data, tmp_path):
     assert metrics["comparison_refined"]["foreground_iou_diff_ci95"] == [0.0, 0.0]
     assert set(metrics["refine_gain"]) == {"fast", "again"} and metrics["refine"]["radius"] == 1
     assert headline(metrics, "fast")["test_refined"]["foreground_iou"] == round(refined["classed"]["foreground_iou"], 4)
+    assert 0 <= headline(metrics, "fast")["test_refined"]["mean_iou_true_class"] <= 1
+    assert headline(metrics, "fast")["test_mean_iou_true_class"] == round(m["mean_iou_true_class"], 4)
 
 
 def test_foreground_scores_count_unclassed_products_as_foreground(tiny_data, tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from training.metrics import (balanced_accuracy, bootstrap_ci, confusion_matrix, dominant_class, foreground_iou, iou_per_class,
-                              mean_iou, pixel_accuracy)
+                              mean_iou, pixel_accuracy, true_class_confusion)
 
 NAN = float("nan")
 
@@ -113,3 +113,20 @@ def test_bootstrap_rejects_mismatched_samples():
 def test_balanced_accuracy(conf, expected):
     got = balanced_accuracy(np.array(conf))
     assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+
+
+def test_true_class_confusion_by_hand():
+    # photo A (class 1): 5 bg right, 1 bg called fg, 1 fg missed, 3 fg right; photo B (class 2): 4 / 0 / 2 / 2;
+    # photo C (class 1): 2 / 2 / 0 / 4. Per class: bg IoU 11/(11+3+3), class 1 IoU 7/(7+3+1), class 2 IoU 2/(2+0+2)
+    fg = np.array([[[5, 1], [1, 3]], [[4, 0], [2, 2]], [[2, 2], [0, 4]]])
+    conf = true_class_confusion(fg, np.array([1, 2, 1]), 3)
+    assert conf.tolist() == [[11, 3, 0], [1, 7, 0], [2, 0, 2]]
+    assert iou_per_class(conf) == pytest.approx([11 / 17, 7 / 11, 2 / 4])
+    # the same photos whatever the order: a sum over photos
+    assert true_class_confusion(fg[::-1], np.array([1, 2, 1]), 3).tolist() == conf.tolist()
+
+
+@pytest.mark.parametrize("labels", [[1, 0, 1], [1, 3, 1], [1, 2]])
+def test_true_class_confusion_rejects_photos_without_a_class(labels):
+    with pytest.raises(ValueError, match="one product class id"):
+        true_class_confusion(np.zeros((3, 2, 2), np.int64), np.array(labels), 3)
