@@ -201,13 +201,33 @@ def train_image_counts(items: list[Item], classes: tuple[str, ...]) -> np.ndarra
     return counts
 
 
+def logged_scores(history_csv: Path, skip: int = 0) -> list[tuple[int, float]]:
+    """(epoch, val_score) of each row of a run's history.csv after the first `skip` rows (the earlier phases'
+    epochs); rows without a score are left out."""
+    if not history_csv.is_file():
+        return []
+    with open(history_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[skip:]
+    return [(int(row["epoch"]), float(row["val_score"])) for row in rows if row.get("val_score")]
+
+
 def best_logged_score(history_csv: Path) -> float:
     """The highest val_score in a run's history.csv (-inf when there is none): what a resumed phase must beat."""
-    if not history_csv.is_file():
-        return -np.inf
-    with open(history_csv, newline="", encoding="utf-8") as f:
-        scores = [float(row["val_score"]) for row in csv.DictReader(f) if row.get("val_score")]
-    return max(scores, default=-np.inf)
+    return max((score for _, score in logged_scores(history_csv)), default=-np.inf)
+
+
+def make_early_stopping(patience: int, logged: list[tuple[int, float]] = ()):
+    """EarlyStopping on val_score. Resuming an interrupted phase, it first replays the (epoch, score) pairs the phase
+    logged before, so patience counts the epochs since the phase's best rather than since the restart."""
+    import keras
+
+    class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+        def on_train_begin(self, logs=None):
+            super().on_train_begin(logs)
+            for epoch, score in logged:
+                self.on_epoch_end(epoch, {self.monitor: score})
+
+    return ResumedEarlyStopping(monitor="val_score", mode="max", patience=patience)
 
 
 def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
@@ -258,11 +278,13 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             continue
         if best_path.exists():  # continue from the best weights of the previous phase
             model.load_weights(best_path)
+        phase_logged: list[tuple[int, float]] = []
         if (run / f"backup_{name}").exists():
             # Resuming an interrupted phase: BackupAndRestore brings back its weights and epoch, not the best score
-            # so far, and a fresh checkpoint callback would let the next (maybe worse) epoch overwrite the best.
-            # (EarlyStopping's patience count restarts too: a resumed phase can only run longer, never lose its best.)
+            # so far, and a fresh checkpoint callback would let the next (maybe worse) epoch overwrite the best; a
+            # fresh EarlyStopping would restart its patience count. Both start from what history.csv logged.
             best = max(best, best_logged_score(history_csv))
+            phase_logged = logged_scores(history_csv, skip=epochs_done)
         set_encoder_trainable(model, trainable, cfg.unfreeze_from)
         steps = sum(1 for _ in train_ds) * epochs
         # Cosine decay in both phases: a constant rate left the frozen phase's validation IoU oscillating.
@@ -287,13 +309,13 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
             keras.callbacks.TerminateOnNaN(),
         ]
         if not cfg.train_on_val:  # seen photos cannot tell when to stop
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_score", mode="max", patience=cfg.patience))
+            callbacks.append(make_early_stopping(cfg.patience, phase_logged))
         log.info("phase %s: encoder %s, lr %g, up to %d epochs", name, "trainable" if trainable else "frozen", lr,
                  epochs)
         hist = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=cfg.verbose)
         scores = hist.history.get("val_score", [])
         best = max([best, *scores])
-        epochs_done += len(scores)
+        epochs_done += len(phase_logged) + len(scores)  # a resumed fit's history holds only its own epochs
         atomic_write_json(marker, {"best": float(best), "epochs": epochs_done})
     if not best_path.exists():
         raise ValueError("training produced no checkpoint (no epochs run?)")

@@ -7,7 +7,8 @@ import pytest
 from training.dataset import build_dataset_file
 from training.losses import class_weights, make_loss
 from training.model import build_model
-from training.train import (TrainConfig, best_logged_score, evaluate_split, fit_items, train, train_image_counts,
+from training.train import (TrainConfig, best_logged_score, evaluate_split, fit_items, logged_scores, make_early_stopping,
+                            train, train_image_counts,
                             train_pixel_counts)
 
 from .conftest import CLASSES, make_photo
@@ -66,6 +67,36 @@ def test_train_two_phases_and_resume(tiny_data, tmp_path):
     assert again.epochs == 2
 
 
+class _Killed(Exception):
+    """Stands in for a killed process."""
+
+
+def test_an_interrupted_phase_resumes_where_it_stopped(tiny_data, tmp_path, monkeypatch):
+    """Killed after 2 of 3 frozen epochs, the run resumes at the third: every epoch is counted once, the fine-tuning
+    phase's resume point (rows after the frozen ones) stays right, and history.csv has each epoch once."""
+    import keras
+
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    cfg = TrainConfig(run_dir=tmp_path / "run", classes=CLASSES, input_size=32, batch_size=8, epochs_frozen=3,
+                      epochs_finetune=0, patience=10, verbose=0, run_eagerly=True)
+
+    class KillAfterTwo(keras.callbacks.TerminateOnNaN):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(keras.callbacks, "TerminateOnNaN", KillAfterTwo)
+        with pytest.raises(_Killed):
+            train(cfg, items)
+    assert (tmp_path / "run" / "backup_frozen").exists() and not (tmp_path / "run" / "frozen.done.json").exists()
+    result = train(cfg, items)
+    assert result.epochs == 3
+    assert json.loads((tmp_path / "run" / "frozen.done.json").read_text())["epochs"] == 3
+    assert [epoch for epoch, _ in logged_scores(tmp_path / "run" / "history.csv")] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("csv_text, expected", [
     (None, -np.inf),  # no history yet
     ("epoch,val_score\n", -np.inf),
@@ -77,6 +108,36 @@ def test_best_logged_score_is_what_a_resumed_phase_must_beat(tmp_path, csv_text,
     if csv_text is not None:
         path.write_text(csv_text)
     assert best_logged_score(path) == expected
+
+
+@pytest.mark.parametrize("skip, expected", [
+    (0, [(0, 0.40), (1, 0.55), (0, 0.50), (1, 0.60)]),
+    (2, [(0, 0.50), (1, 0.60)]),  # the second phase's rows only (its epochs count from 0 again)
+    (4, []),
+])
+def test_logged_scores_after_the_earlier_phases(tmp_path, skip, expected):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss,val_score\n0,1.0,0.40\n1,0.8,0.55\n0,0.7,0.50\n1,0.6,0.60\n")
+    assert logged_scores(path, skip) == expected
+
+
+@pytest.mark.parametrize("patience, wait, stops", [(2, 2, True), (5, 2, False)])
+def test_early_stopping_resumes_its_patience_from_the_logged_epochs(patience, wait, stops):
+    """An interrupted phase logged 0.5, 0.6 (its best), 0.55, 0.54: two epochs without gain are already spent."""
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False
+    early = make_early_stopping(patience, [(0, 0.5), (1, 0.6), (2, 0.55), (3, 0.54)])
+    early.set_model(model)
+    early.on_train_begin()
+    assert float(early.best) == 0.6 and early.wait == wait and model.stop_training == stops
+    early.on_epoch_end(4, {"val_score": 0.7})  # a new best resets the count
+    assert float(early.best) == 0.7 and early.wait == 0
+    fresh = make_early_stopping(patience)
+    fresh.set_model(model)
+    fresh.on_train_begin()
+    assert fresh.best is None and fresh.wait == 0
 
 
 @pytest.mark.parametrize("change, message", [
