@@ -310,7 +310,7 @@ def headline(metrics: dict, name: str) -> dict:
             "test_foreground_iou": round(c["foreground_iou"], 4), "test_pixel_accuracy": round(c["pixel_accuracy"], 4),
             "test_category_accuracy": round(c["category_accuracy"], 4), "test_iou_per_class": c["iou_per_class"],
             "macs": m["macs"], "params": m["params"]}
-    if "mean_iou_true_class" in c:  # metrics.json files from before 1.5 lack it
+    if "mean_iou_true_class" in c:  # absent from metrics.json files written before it existed
         head["test_mean_iou_true_class"] = round(c["mean_iou_true_class"], 4)
     for key in ("mean_iou_ci95", "foreground_iou_ci95"):  # 95% bootstrap intervals over the test photos
         if key in c:
