@@ -122,22 +122,8 @@ class Crawler:
             category = listing.category = listing.category or category
             log.info("%s: listing %s (%s): %d products, next %s", source.name, page.url, category,
                      len(listing.tiles), listing.next_pages[:1])
-            if not listing.tiles:
-                # A start URL may itself be a product page.
-                try:
-                    info = extract_product(page.text, page.url, source.selectors)
-                except MALFORMED as exc:
-                    self._fail("parse_error", page.url, repr(exc)[:120])  # counted once, not also as "no products"
-                else:
-                    if info.images and page.url not in products and len(products) < source.max_products:
-                        products.add(page.url)
-                        if self.store.page_done(page.url):
-                            self.stats.products_resumed += 1
-                        elif self._take_product(source, info, listing.category):
-                            self.store.mark_page_done(page.url)
-                    elif not info.images:
-                        # Most often a shop whose markup needs selector overrides: say so rather than finish silently.
-                        self._fail("no_products_found", page.url)
+            if not listing.tiles:  # a start URL may itself be a product page
+                self._page_as_product(source, page, listing.category, products)
             for tile in listing.tiles:
                 if len(products) >= source.max_products:
                     break
@@ -146,6 +132,24 @@ class Crawler:
                 products.add(tile.url)
                 self._product(source, tile, listing.category)
             queue.extend(u for u in listing.next_pages if u not in visited)
+
+    def _page_as_product(self, source: SourceConfig, page: Body, listing_category: str | None,
+                         products: set[str]) -> None:
+        """Take a fetched page with no product tiles as a product page of its own, if it is one."""
+        try:
+            info = extract_product(page.text, page.url, source.selectors)
+        except MALFORMED as exc:
+            self._fail("parse_error", page.url, repr(exc)[:120])  # counted once, not also as "no products"
+            return
+        if not info.images:
+            # Most often a shop whose markup needs selector overrides: say so rather than finish silently.
+            self._fail("no_products_found", page.url)
+        elif page.url not in products and len(products) < source.max_products:
+            products.add(page.url)
+            if self.store.page_done(page.url):
+                self.stats.products_resumed += 1
+            elif self._take_product(source, info, listing_category):
+                self.store.mark_page_done(page.url)
 
     def _get_page(self, source: SourceConfig, url: str) -> Body:
         """A page of this source; a redirect off its allowed domains is not followed and counts as a failure."""

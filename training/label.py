@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -96,7 +96,7 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
         return entry | {"status": "rejected", "reason": "no-class"}
     try:
         image, turned = open_turned(image_path)
-    except (FileNotFoundError, UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # OSError covers missing and unidentified files
         log.warning("%s: unreadable image %s (%s)", record.id, image_path, exc)
         return entry | {"status": "rejected", "reason": "unreadable"}
     alpha = teacher.mask(image, record.klass)

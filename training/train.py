@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -216,7 +217,7 @@ def best_logged_score(history_csv: Path) -> float:
     return max((score for _, score in logged_scores(history_csv)), default=-np.inf)
 
 
-def make_early_stopping(patience: int, logged: list[tuple[int, float]] = ()):
+def make_early_stopping(patience: int, logged: Sequence[tuple[int, float]] = ()):
     """EarlyStopping on val_score. Resuming an interrupted phase, it first replays the (epoch, score) pairs the phase
     logged before, so patience counts the epochs since the phase's best rather than since the restart."""
     import keras
