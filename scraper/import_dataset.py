@@ -75,7 +75,10 @@ def import_dataset(cfg: ImportConfig, categories: CategoryMap) -> ImportSummary:
                 summary.unreadable += 1
                 log.warning("unreadable image %s: %s", image_path, exc)
                 continue
-            klass = categories.classify(row.get("type"))
+            # A `class` column (e.g. ../shared/data/extra) names the model class directly; else the type is mapped.
+            klass = row.get("class") or categories.classify(row.get("type"))
+            if klass is not None and klass not in categories.classes[1:]:
+                raise ValueError(f"{csv_path}: row {row['id']} names unknown class {klass!r}")
             summary.classed += klass is not None
             writer.append(ManifestRecord(
                 id=row["id"],

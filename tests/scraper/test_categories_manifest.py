@@ -152,3 +152,23 @@ def test_import_dataset_header_only_and_missing_columns(tmp_path, cats):
     (ds / "products.csv").write_text("id,image\n1,a.jpg\n")
     with pytest.raises(ValueError, match=r"missing columns \['file', 'type'\]"):
         import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "m.jsonl"), cats)
+
+
+def test_import_dataset_class_column_overrides_the_type(tmp_path, cats):
+    import pytest
+    from PIL import Image
+
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    for name in ("1", "2", "3"):
+        Image.new("RGB", (20, 20), "white").save(ds / "images" / f"{name}.jpg")
+    # ../shared/data/extra: handika's "sofa" folder is class couch; saiwho "dinnerware" has no class (bowls + plates).
+    (ds / "products.csv").write_text("id,file,type,class\n1,images/1.jpg,sofa,couch\n2,images/2.jpg,dinnerware,\n"
+                                     "3,images/3.jpg,Chair,\n")
+    s = import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "m.jsonl", source="extra"), cats)
+    assert s.written == 3
+    assert [(r.id, r.klass) for r in read_manifest(tmp_path / "m.jsonl")] == [
+        ("1", "couch"), ("2", None), ("3", "chair")]
+    (ds / "products.csv").write_text("id,file,type,class\n1,images/1.jpg,sofa,table\n")
+    with pytest.raises(ValueError, match="unknown class 'table'"):
+        import_dataset(ImportConfig(dataset_dir=ds, out=tmp_path / "m2.jsonl"), cats)
