@@ -28,13 +28,14 @@ RUN --mount=type=secret,id=ca,required=false \
     && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} + \
     && /opt/venv/bin/python -m compileall -q -j 0 "$site" > /dev/null
 COPY gunicorn.conf.py ./
+COPY core/ core/
 COPY webapp/ webapp/
 COPY data/demo/ data/demo/
 COPY ${MODEL_SRC}/ models/
 # The catalogue is baked in: the container's root filesystem is read-only at run time. Everything is made
 # world-readable because files keep their build-context modes (an export written 0600 would be unreadable to uid
 # 10001), and stays root-owned so the app cannot change itself.
-RUN /opt/venv/bin/python -m compileall -q webapp gunicorn.conf.py \
+RUN /opt/venv/bin/python -m compileall -q core webapp gunicorn.conf.py \
     && DATABASE=/app/instance/roomfit.sqlite /opt/venv/bin/flask --app webapp init-db \
     && DATABASE=/app/instance/roomfit.sqlite /opt/venv/bin/flask --app webapp import-catalogue data/demo/catalogue.jsonl \
     && test -f models/model.json \

@@ -44,6 +44,7 @@ run: $(VENV)/.serve $(DATABASE)
 		HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py "webapp:create_app()"
 
 test: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 # ---- deployment: linters for the AWS files, and the container test (podman; installs it from apt when missing) ----

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.localproc import free_port, stop  # noqa: E402
+from core.localproc import free_port, stop  # noqa: E402
 
 TARGETS = {"p50_ms": 15.0, "p99_ms": 50.0, "rps": 150.0, "rss_mb": 150.0, "ready_s": 2.0}
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.export import load_run_model  # noqa: E402
 from training.model import mac_breakdown  # noqa: E402
-from webapp.refine import GuidedFilter, refine  # noqa: E402
+from core.refine import GuidedFilter, refine  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from .categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
+from core.cli import run_cli
+from core.categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
 from .config import ConfigError, load_config
 from .crawl import Crawler
 from .import_dataset import ImportConfig, import_dataset
@@ -61,23 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
     p.set_defaults(func=_cmd_crawl)
     return parser
-
-
-def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None,
-            expected: tuple[type[BaseException], ...]) -> int:
-    """Parse, set up logging and run `args.func`; an `expected` error becomes "error: ..." and exit code 2, Ctrl-C
-    exit code 130 (shared by the scraper and training command lines)."""
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return args.func(args)
-    except expected as exc:
-        print(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: everything written so far is kept; run again to resume")
-        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

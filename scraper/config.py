@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import soupsieve
 
-from .categories import DEFAULT_CATEGORIES, read_yaml
+from core.categories import DEFAULT_CATEGORIES, read_yaml
 
 DEFAULT_USER_AGENT = "RoomFitBot/0.1 (+https://github.com/roomfit/roomfit; product photos for research)"
 

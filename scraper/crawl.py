@@ -8,12 +8,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .categories import CategoryMap, load_categories
+from core.categories import CategoryMap, load_categories
 from .config import CrawlConfig, SourceConfig
 from .extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product, same_site
 from .fetch import Body, FetchError, PoliteClient
 from .images import ImageRejected, inspect_image
-from .manifest import parse_dimensions
+from core.manifest import parse_dimensions
 from .storage import ImageStore
 
 log = logging.getLogger(__name__)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import imagehash
 from PIL import Image, UnidentifiedImageError
 
+from core.images import upright
+
 from .config import ImageConfig
 
 log = logging.getLogger(__name__)
@@ -16,13 +18,6 @@ log = logging.getLogger(__name__)
 # The formats we keep, by what Pillow detects in the bytes (never by URL or Content-Type), and their file extension:
 # the ones both training (tf.io.decode_image) and the web app can read. AVIF is not one: TensorFlow cannot decode it.
 FORMAT_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
-
-
-ORIENTATION_TAG = 0x0112
-# EXIF orientation -> the transpose that makes the photo upright (the table of Pillow's ImageOps.exif_transpose).
-UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
 
 
 class ImageRejected(Exception):
@@ -47,20 +42,6 @@ class ImageInfo:
 def phash_of(image: Image.Image) -> int:
     """64-bit perceptual hash of an image as an int (compare with popcount of XOR)."""
     return int(str(imagehash.phash(image)), 16)
-
-
-def upright(im: Image.Image) -> Image.Image:
-    """The image turned by its EXIF orientation, as the labeller sees it; `im` itself when it needs no turn or its
-    EXIF is unreadable (so `upright(im) is not im` tells whether it was turned)."""
-    try:
-        orientation = int(im.getexif().get(ORIENTATION_TAG, 1))
-    except (OSError, ValueError, KeyError, TypeError, SyntaxError) as exc:
-        # Broken EXIF must not cost us the photo.
-        log.info("ignoring unreadable EXIF (%s)", exc)
-        return im
-    # Transposed directly rather than with ImageOps.exif_transpose, which also re-encodes the EXIF block and raises
-    # struct.error on a malformed tag that nothing here needs.
-    return im.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else im
 
 
 def inspect_image(data: bytes, cfg: ImageConfig) -> ImageInfo:

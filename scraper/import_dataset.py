@@ -11,8 +11,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from .categories import CategoryMap
-from .manifest import ManifestRecord, ManifestWriter, parse_dimensions, read_manifest, sha256_file
+from core.categories import CategoryMap
+from core.manifest import ManifestRecord, ManifestWriter, parse_dimensions, read_manifest, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from .images import ImageInfo, phash_of, upright
-from .manifest import JsonlAppender, atomic_write_bytes, ManifestRecord, ManifestWriter, read_manifest, resolve_image_path
+from core.manifest import JsonlAppender, atomic_write_bytes, ManifestRecord, ManifestWriter, read_manifest, resolve_image_path
 
 log = logging.getLogger(__name__)
 

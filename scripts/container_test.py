@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.localproc import free_port, stop  # noqa: E402
+from core.localproc import free_port, stop  # noqa: E402
 TOOLS = {"podman": "podman", "buildah": "buildah", "runc": "runc", "debootstrap": "debootstrap",
          "docker-registry": "docker-registry"}
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
@@ -307,6 +307,12 @@ def check_app(cfg: TestConfig, name: str, url: str, env: dict[str, str], res: Re
     if sh(["podman", "exec", name, "touch", "/tmp/written"], check=False, env=env).returncode != 0:
         raise CheckFailed("/tmp is not writable for the app user")
     res.checks.append("root filesystem read-only, /tmp writable")
+    # The image ships the shared core and the web app only (DEVELOPERS.md "Import rules").
+    shipped = sh(["podman", "exec", name, "ls", "/app"], env=env).stdout.split()
+    extra = sorted(set(shipped) & {"scraper", "training", "deploy", "tests", "benchmarks", "scripts"})
+    if extra or not {"core", "webapp"} <= set(shipped):
+        raise CheckFailed(f"/app holds {shipped}: expected core and webapp, and none of {extra}")
+    res.checks.append(f"/app ships {' '.join(sorted(shipped))} (no scraper/training/deploy code)")
     sh(["podman", "healthcheck", "run", name], timeout=30, env=env)
     res.checks.append("image HEALTHCHECK passes")
 

@@ -5,8 +5,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from scraper.categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
-from scraper.cli import run_cli
+from core.categories import DEFAULT_CATEGORIES, CategoriesError, load_categories
+from core.cli import run_cli
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_refine_args(p: argparse.ArgumentParser) -> None:
     """The served mask refinement (webapp.refine): evaluate scores it, export writes it into model.json."""
-    from webapp.refine import GuidedFilter
+    from core.refine import GuidedFilter
 
     default = GuidedFilter()
     p.add_argument("--refine-radius", type=int, default=default.radius,
@@ -233,7 +233,7 @@ def _add_refine_args(p: argparse.ArgumentParser) -> None:
 
 def _refine(args: argparse.Namespace):
     """The GuidedFilter from the --refine-* arguments, or None when the radius is 0."""
-    from webapp.refine import GuidedFilter
+    from core.refine import GuidedFilter
 
     if args.refine_radius == 0:
         return None

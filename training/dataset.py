@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from scraper.manifest import read_manifest, resolve_image_path
+from core.manifest import read_manifest, resolve_image_path
 
 from .io import atomic_write_json
 from .label import UNCLASSED, read_index, upright_path
@@ -152,7 +152,7 @@ def _load(image_path, mask_path, alpha_path, size: int, lookup):
     image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
     # Bilinear sampled at pixel centres, no antialiasing: the sharper input scored better on validation than a
     # smoothed (antialiased) one, with the model trained either way (README); the web app resizes the same way
-    # (webapp.imaging.model_resize).
+    # (core.images.model_resize).
     image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bilinear")
     mask = tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
     mask = tf.image.resize(mask, (size, size), method="nearest")

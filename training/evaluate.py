@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from webapp.refine import GuidedFilter, refine
+from core.refine import GuidedFilter, refine
 
 from .dataset import OTHER, Item, mask_lookup, select
 from .io import atomic_write_json, model_input, open_upright

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from webapp.refine import GuidedFilter
+from core.refine import GuidedFilter
 
 from .io import atomic_write_bytes, atomic_write_json, model_input, open_upright
 
@@ -154,7 +154,7 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict
         "name": MODEL_NAME, "version": cfg.version, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "classes": classes,
         "input": {"height": size, "width": size, "channels": 3, "dtype": "float32", "range": [0, 255],
-                  # Bilinear sampled at pixel centres, no antialiasing (tf.image.resize; webapp.imaging.model_resize).
+                  # Bilinear sampled at pixel centres, no antialiasing (tf.image.resize; core.images.model_resize).
                   "color": "RGB", "resize": "bilinear", "antialias": False},
         "output": {"kind": "logits", "layout": "NHWC", "height": size, "width": size, "channels": len(classes)},
         "serving_file": "tflite_fp16",

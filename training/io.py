@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from scraper.images import upright
-from scraper.manifest import atomic_write_bytes  # noqa: F401  (re-exported: training writes through it)
-from webapp.imaging import model_resize
+from core.images import upright
+from core.manifest import atomic_write_bytes  # noqa: F401  (re-exported: training writes through it)
+from core.images import model_resize
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -41,6 +41,6 @@ def open_turned(path: str | Path) -> tuple[Image.Image, bool]:
 
 
 def model_input(photo: Image.Image, size: int) -> np.ndarray:
-    """A photo as the web app feeds it to the model (webapp.imaging.model_resize: bilinear at pixel centres, like
+    """A photo as the web app feeds it to the model (core.images.model_resize: bilinear at pixel centres, like
     the training pipeline's tf.image.resize) at size×size, float32 0..255."""
     return np.asarray(model_resize(photo, (size, size)), dtype=np.float32)

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
-from scraper.manifest import JsonlAppender, ManifestRecord, read_manifest, resolve_image_path
+from core.manifest import JsonlAppender, ManifestRecord, read_manifest, resolve_image_path
 
 from .io import atomic_save_png, open_turned, open_upright
 from .teacher import Teacher

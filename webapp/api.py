@@ -9,6 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
+from core import images
+
 from . import catalogue, imaging, openapi
 from .db import get_db
 from .errors import ApiError
@@ -80,12 +82,15 @@ def _model_info(seg: Segmenter) -> dict[str, str]:
     return {"name": seg.spec.name, "version": seg.spec.version}
 
 
-def run_prediction(seg: Segmenter, data: bytes, *, need_full: bool) -> tuple[imaging.Decoded, Prediction, float]:
+def run_prediction(seg: Segmenter, data: bytes, *, need_full: bool) -> tuple[images.Decoded, Prediction, float]:
     """Decode and segment an upload; returns the decoded image, the prediction and the decode time in ms."""
     t0 = time.perf_counter()
-    decoded = imaging.decode(data, (seg.spec.input_width, seg.spec.input_height),
-                             max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full,
-                             guide_side=seg.guide_side)
+    try:
+        decoded = images.decode(data, (seg.spec.input_width, seg.spec.input_height),
+                                max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full,
+                                guide_side=seg.guide_side)
+    except images.ImageError as exc:  # core knows the status and code; the API owns the error shape
+        raise ApiError(exc.status, exc.code, exc.message) from exc
     decode_ms = (time.perf_counter() - t0) * 1000
     pred = seg.predict(decoded.model_input, decoded.size, decoded.guide)
     metrics = _services().metrics

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .refine import GuidedFilter, refine
+from core.refine import GuidedFilter, refine
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ GENERIC_CLASS = "other"
 FEATHER = 0.15
 
 
-# How a photo becomes the model's input (webapp.imaging.model_resize); part of the cache key of served cut-outs.
+# How a photo becomes the model's input (core.images.model_resize); part of the cache key of served cut-outs.
 PREPROCESSING = "bilinear-centres"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.localproc import free_port, stop
+from core.localproc import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"

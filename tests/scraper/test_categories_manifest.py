@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from scraper.categories import CategoriesError, load_categories
+from core.categories import CategoriesError, load_categories
 from scraper.import_dataset import ImportConfig, import_dataset
-from scraper.manifest import ManifestRecord, ManifestWriter, parse_dimensions, read_manifest
+from core.manifest import ManifestRecord, ManifestWriter, parse_dimensions, read_manifest
 
 
 @pytest.fixture(scope="module")

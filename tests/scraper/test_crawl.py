@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from scraper.config import load_config
 from scraper.crawl import Crawler
-from scraper.manifest import read_manifest, resolve_image_path, sha256_file
+from core.manifest import read_manifest, resolve_image_path, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scraper.manifest import ManifestRecord, ManifestWriter
+from core.manifest import ManifestRecord, ManifestWriter
 
 CLASSES = ("background", "couch", "chair")
 COLOURS = {"couch": (255, 0, 0), "chair": (0, 0, 255), None: (0, 160, 0)}

@@ -66,7 +66,7 @@ def test_pipeline_resizes_photos_exactly_like_the_web_app(tmp_path, stored, fmt)
     from PIL import Image
 
     from training.dataset import Item
-    from webapp.imaging import decode
+    from core.images import decode
 
     w, h = stored
     stripes = np.zeros((h, w, 3), np.uint8)

@@ -11,7 +11,7 @@ from training.evaluate import (EvalConfig, ModelUnderTest, PhotoScores, evaluate
 from training.metrics import confusion_matrix, foreground_confusion
 from training.io import atomic_write_json
 from training.model import build_model
-from webapp.refine import GuidedFilter
+from core.refine import GuidedFilter
 
 from .conftest import CLASSES
 

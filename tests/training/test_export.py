@@ -7,7 +7,7 @@ import pytest
 from training.export import ExportConfig, export_run, run_tflite, sha256_of, update_model_json_metrics
 from training.io import atomic_write_json
 from training.model import build_model
-from webapp.refine import GuidedFilter
+from core.refine import GuidedFilter
 
 CLASSES = ["background", "couch", "chair", "other"]
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from scraper.manifest import ManifestRecord, ManifestWriter
+from core.manifest import ManifestRecord, ManifestWriter
 from training.dataset import build_dataset_file
 from training.label import UNCLASSED, LabelConfig, clean_mask, label_manifest, upright_path
 

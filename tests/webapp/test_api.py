@@ -211,7 +211,7 @@ def test_token_bucket_refills():
 def test_predict_is_thread_safe_with_a_bounded_interpreter_pool(app, square_photo):
     from concurrent.futures import ThreadPoolExecutor
 
-    from webapp.imaging import decode
+    from core.images import decode
 
     seg = app.extensions["roomfit"].segmenter.get()
     photos = [square_photo(box=(10 + i * 5, 20, 90 + i * 5, 100)) for i in range(6)]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.refine import GuidedFilter, box_mean, guided_coefficients, refine
+from core.refine import GuidedFilter, box_mean, guided_coefficients, refine
 
 
 @pytest.mark.parametrize("shape, r", [((5, 7), 1), ((2, 6, 4), 2), ((3, 4, 4), 5)])

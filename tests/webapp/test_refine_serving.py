@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.imaging import decode
-from webapp.refine import GuidedFilter, fit_within
+from core.images import decode
+from core.refine import GuidedFilter, fit_within
 from webapp.segmenter import ModelError, ModelSpec, Segmenter
 
 from .conftest import REFINE

@@ -1,0 +1,46 @@
+"""The parts' import boundaries (pyproject.toml [tool.importlinter]) hold, and a breach of them is caught."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(cwd: Path, config: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run([str(LINT), "--config", str(config), "--no-cache"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_repository_keeps_its_import_contracts():
+    done = _lint(ROOT, ROOT / "pyproject.toml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+@pytest.mark.parametrize("breach, broken", [
+    ("import training\n", "never through each other's code"),
+    ("from scraper import crawl\n", "never through each other's code"),
+    ("import tensorflow\n", "serves without TensorFlow"),
+])
+def test_a_breach_fails_the_contracts(tmp_path, breach, broken):
+    # A miniature tree with the real contracts: every part empty except the web app's one offending import.
+    for part in ("core", "scraper", "training", "webapp", "deploy"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "__init__.py").write_text("")
+    (tmp_path / "scraper" / "crawl.py").write_text("")
+    (tmp_path / "tensorflow").mkdir()  # stands in for the real package, which the check must not need
+    (tmp_path / "tensorflow" / "__init__.py").write_text("")
+    (tmp_path / "webapp" / "api.py").write_text(breach)
+    (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
+    assert tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["importlinter"]
+    done = _lint(tmp_path, tmp_path / "pyproject.toml")
+    assert done.returncode != 0
+    assert f"{broken}" in done.stdout and "BROKEN" in done.stdout, done.stdout
