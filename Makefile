@@ -14,7 +14,7 @@ LABELS ?= data/labels
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help run test data label train evaluate export tune bench probe clean
+.PHONY: help run test data label label-extra train evaluate export tune bench probe clean
 
 help:
 	@echo "make run | test | data | label | train | evaluate | export | tune | bench | probe | clean"
@@ -61,9 +61,17 @@ container-test: $(VENV)/.dev
 data: $(VENV)/.dev
 	$(PY) -m scraper import-dataset --dataset $(IKEA) --out $(MANIFEST)
 
+# Labels come from the committed label cache (data/label-cache: teacher alphas by photo hash) where it has them,
+# from the teacher otherwise (and are added to the cache: commit it).
 label: data
 	$(PY) -m training label --manifest $(MANIFEST) --out $(LABELS) --isnet-model $(ISNET) \
 		--include-unclassed --sheet runs/contact_sheet.png
+
+EXTRA ?= $(SHARED)/data/extra
+label-extra: $(VENV)/.dev
+	$(PY) -m scraper import-dataset --dataset $(EXTRA) --out data/extra/manifest.jsonl --source extra
+	$(PY) -m training label --manifest data/extra/manifest.jsonl --out data/labels_extra --isnet-model $(ISNET) \
+		--include-unclassed
 
 # ---- model: train the fast model and the pix2pix baseline on the same split, export, evaluate on the test split ----
 # The shipped recipe (README "Model"): the unclassed photos (600 of them) as partial foreground labels, the

@@ -21,7 +21,8 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
     classes = load_categories(args.categories).classes
     cfg = LabelConfig(manifest=args.manifest, out=args.out, classes=classes,
-                      include_unclassed=args.include_unclassed, limit=args.limit)
+                      include_unclassed=args.include_unclassed, limit=args.limit,
+                      cache=None if args.no_cache else args.cache)
     if args.teacher == "isnet":
         teacher = ISNetTeacher(ISNetConfig(model_path=args.isnet_model, threads=args.threads))
     else:
@@ -29,9 +30,19 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
         teacher = Detectron2Teacher.from_config(classes=classes)
     summary = label_manifest(cfg, teacher)
-    print(f"labelled {summary.ok}, already done {summary.skipped_done}, rejected {summary.rejected}")
+    print(f"labelled {summary.ok} ({summary.from_cache} from the label cache), already done {summary.skipped_done}, "
+          f"rejected {summary.rejected}")
     if args.sheet:
         print(f"contact sheet: {contact_sheet(cfg, args.sheet)}")
+    return 0
+
+
+def _cmd_label_cache(args: argparse.Namespace) -> int:
+    """Fill the label cache from a labels folder."""
+    from .label_cache import LabelCache, fill_from_labels
+
+    added, present = fill_from_labels(args.manifest, args.labels, LabelCache(args.cache, args.teacher))
+    print(f"label cache {args.cache}: {added} added, {present} already there")
     return 0
 
 
@@ -303,7 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also label products with no class (generic foreground, labelled 255)")
     p.add_argument("--limit", type=int, default=None, help="label at most N new images")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG here")
+    p.add_argument("--cache", type=Path, default=Path("data/label-cache"),
+                   help="committed label cache: teacher alphas by photo hash, read and extended (README 'Labels')")
+    p.add_argument("--no-cache", action="store_true", help="always run the teacher; leave the cache alone")
     p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("label-cache", help="copy an existing labels folder's alphas into the label cache")
+    p.add_argument("--manifest", type=Path, default=Path("data/ikea/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels"))
+    p.add_argument("--cache", type=Path, default=Path("data/label-cache"))
+    p.add_argument("--teacher", default="isnet", help="the teacher that made the labels")
+    p.set_defaults(func=_cmd_label_cache)
 
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
     _add_train_args(p, "runs/train_fast")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from core.manifest import JsonlAppender, ManifestRecord, read_manifest, resolve_image_path
 
 from .io import atomic_save_png, open_turned, open_upright
+from .label_cache import LabelCache
 from .teacher import Teacher
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class LabelConfig:
     min_speck: float = 0.002  # connected components smaller than this fraction of the image are dropped
     min_fg: float = 0.005
     max_fg: float = 0.98
+    cache: Path | None = None  # LabelCache root: alphas are read from it when present and written to it when not
 
 
 @dataclass
@@ -50,6 +52,7 @@ class LabelSummary:
 
     ok: int = 0
     skipped_done: int = 0
+    from_cache: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,8 +92,10 @@ def read_index(path: Path) -> dict[str, dict]:
     return entries
 
 
-def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: LabelConfig) -> dict:
-    """Label one product; returns its index entry (status ok or rejected with a reason)."""
+def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: LabelConfig,
+              cache: LabelCache | None = None) -> dict:
+    """Label one product; returns its index entry (status ok or rejected with a reason; `cached` when the alpha
+    came from the label cache instead of the teacher)."""
     entry = {"id": record.id, "class": record.klass, "teacher": teacher.name}
     if record.klass is None and not cfg.include_unclassed:
         return entry | {"status": "rejected", "reason": "no-class"}
@@ -99,7 +104,12 @@ def label_one(record: ManifestRecord, image_path: Path, teacher: Teacher, cfg: L
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # OSError covers missing and unidentified files
         log.warning("%s: unreadable image %s (%s)", record.id, image_path, exc)
         return entry | {"status": "rejected", "reason": "unreadable"}
-    alpha = teacher.mask(image, record.klass)
+    alpha = cache.get(record.sha256, image.size) if cache else None
+    entry["cached"] = alpha is not None
+    if alpha is None:
+        alpha = teacher.mask(image, record.klass)
+        if cache:
+            cache.put(record.sha256, alpha)
     fg = clean_mask(alpha, cfg.threshold, cfg.min_speck)
     fraction = float(fg.mean())
     entry["fg_fraction"] = round(fraction, 4)
@@ -134,9 +144,11 @@ def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
         todo = todo[: cfg.limit]
     summary = LabelSummary(skipped_done=sum(r.id in done for r in records))
     cfg.out.mkdir(parents=True, exist_ok=True)
+    cache = LabelCache(cfg.cache, teacher.name) if cfg.cache else None
     with JsonlAppender(index_path) as index:  # repairs a line torn by an earlier kill before appending
         for record in tqdm(todo, desc=f"label ({teacher.name})", unit="img"):
-            entry = label_one(record, resolve_image_path(cfg.manifest, record), teacher, cfg)
+            entry = label_one(record, resolve_image_path(cfg.manifest, record), teacher, cfg, cache)
+            summary.from_cache += bool(entry.pop("cached", False))
             if entry["status"] == "ok":
                 summary.ok += 1
             else:

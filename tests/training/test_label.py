@@ -110,3 +110,43 @@ def test_labelling_after_a_torn_index_line_starts_a_fresh_line(tmp_path):
     assert label_manifest(cfg, SquareTeacher()).ok == 1
     entries = [json.loads(x) for x in index.read_text().splitlines()]
     assert [e["id"] for e in entries] == ["0", "1"] and all(e["status"] == "ok" for e in entries)
+
+
+def test_label_cache_round_trip_keeps_the_threshold():
+    from training.label_cache import decode_alpha, encode_alpha
+
+    alpha = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64)
+    back = decode_alpha(encode_alpha(alpha))
+    assert back.shape == alpha.shape and np.abs(back - alpha).max() <= 0.5 / 15 + 1e-6
+    near_half = np.abs(alpha - 0.5) > 1 / 30  # 16 levels: only values within half a level of 0.5 may flip
+    assert ((back > 0.5) == (alpha > 0.5))[near_half].all()
+
+
+def test_a_new_machine_relabels_from_the_cache_without_the_teacher(tmp_path):
+    from training.label_cache import LabelCache, fill_from_labels
+
+    manifest = _manifest(tmp_path, ["chair", "couch"])
+    lines = manifest.read_text().splitlines()  # give the photos distinct content hashes
+    manifest.write_text("\n".join(line.replace("0" * 64, f"{i:064x}") for i, line in enumerate(lines)) + "\n")
+    first = LabelConfig(manifest=manifest, out=tmp_path / "a", classes=CLASSES, cache=tmp_path / "cache")
+    assert label_manifest(first, SquareTeacher()).from_cache == 0
+    assert len(list((tmp_path / "cache" / "fake").rglob("*.png"))) == 2
+
+    class NoTeacher(SquareTeacher):
+        def mask(self, image, klass=None):
+            raise AssertionError("the teacher ran although the cache holds the photo")
+
+    again = LabelConfig(manifest=manifest, out=tmp_path / "b", classes=CLASSES, cache=tmp_path / "cache")
+    summary = label_manifest(again, NoTeacher())
+    assert (summary.ok, summary.from_cache) == (2, 2)
+    for name in ("0.png", "1.png"):  # the same masks as the teacher's own run
+        assert (np.asarray(Image.open(first.out / "masks" / name)) ==
+                np.asarray(Image.open(again.out / "masks" / name))).all()
+    # Labels made without the cache are copied into it once.
+    plain = LabelConfig(manifest=manifest, out=tmp_path / "c", classes=CLASSES)
+    label_manifest(plain, SquareTeacher())
+    cache = LabelCache(tmp_path / "cache2", "fake")
+    assert fill_from_labels(manifest, plain.out, cache) == (2, 0)
+    assert fill_from_labels(manifest, plain.out, cache) == (0, 2)
+    (cache.path(f"{0:064x}")).write_bytes(b"damaged")
+    assert cache.get(f"{0:064x}", (64, 64)) is None  # a damaged entry is a miss, not a crash
