@@ -320,9 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("label-cache", help="copy an existing labels folder's alphas into the label cache")
-    p.add_argument("--manifest", type=Path, default=Path("data/ikea/manifest.jsonl"))
-    p.add_argument("--labels", type=Path, default=Path("data/labels"))
-    p.add_argument("--cache", type=Path, default=Path("data/label-cache"))
+    for name, default in (("--manifest", "data/ikea/manifest.jsonl"), ("--labels", "data/labels"),
+                          ("--cache", "data/label-cache")):
+        p.add_argument(name, type=Path, default=Path(default))
     p.add_argument("--teacher", default="isnet", help="the teacher that made the labels")
     p.set_defaults(func=_cmd_label_cache)
 
