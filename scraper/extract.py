@@ -227,7 +227,7 @@ def _variant(url: str) -> tuple[str, float]:
     width = 0.0
     query = []
     for k, v in parse_qsl(parts.query, keep_blank_values=True):
-        if k.lower() in _SIZE_QUERY:
+        if k.startswith("$") or k.lower() in _SIZE_QUERY:  # Scene7-style presets: ?$formatz$
             if k.lower() in ("width", "w", "imwidth", "wid", "maxwidth", "mw", "odnwidth", "sw") and v.isdecimal():
                 width = max(width, float(v))
             elif k.lower() in ("resize", "size", "sz") and re.match(r"\d+", v):
@@ -238,8 +238,30 @@ def _variant(url: str) -> tuple[str, float]:
         query.append((k, v))
     segments = parts.path.split("/")
     kept = []
+    skip = set()
+    for i in range(len(segments) - 1):  # /img/1024/1024/...: a width/height pair of path segments
+        a, b = segments[i], segments[i + 1]
+        if a.isdecimal() and b.isdecimal() and len(a) <= 4 and len(b) <= 4 and 16 <= int(a) <= 4096 \
+                and 16 <= int(b) <= 4096 and not 1990 <= int(a) <= 2039:
+            skip |= {i, i + 1}
+            width = max(width, float(a))
+    if len(segments) > 2 and "." not in segments[-1] and _IMAGE_PATH.search(segments[-2]):
+        # /img_id123.jpeg/orig, /.../1hq, /.../x124_trim: a rendition named after the file
+        name = segments.pop().lower()
+        w = re.search(r"(\d{2,4})", name)
+        width = max(width, 0.0 if name in ("orig", "original", "") else float(w.group(1)) if w else -1.0)
     for i, seg in enumerate(segments):
         last = i == len(segments) - 1
+        if ";" in seg:  # matrix parameters: /image;s=640x0;q=60
+            seg, _, params = seg.partition(";")
+            m = re.search(r"(?:^|;)(?:s|w|width|size)=(\d{2,5})", params)
+            width = max(width, float(m.group(1)) if m else -1.0)
+        if i in skip:
+            continue
+        m = re.search(r"[-_]w(\d{2,5})(?:[-_]h\d{2,5})?(?=[-_]|$)", seg)
+        if m and not last:  # rx-il1b03fWn-w1200-h1200: size tokens inside an id segment
+            width = max(width, float(m.group(1)))
+            seg = seg[:m.start()] + seg[m.end():]
         if last:
             name, w = _strip_filename(seg)
             width = max(width, w) if w else width
@@ -258,6 +280,9 @@ def _variant(url: str) -> tuple[str, float]:
             continue
         if re.fullmatch(r"[0-9a-f]{32}", low) and i > 0 and segments[i - 1].lower() == "cache":
             kept.pop()  # Magento's resized-image cache: /cache/<hash>/
+            width = width or -1.0
+            continue
+        if re.fullmatch(r"resize\w*|\w*webp|thumbs?_?\w{0,6}|crop_\w+|fit_\w+", low):
             width = width or -1.0
             continue
         if low in _SIZE_WORDS:
