@@ -13,6 +13,8 @@ import soupsieve
 
 from core.categories import DEFAULT_CATEGORIES, read_yaml
 
+from .extract import Selectors  # the extraction module owns it: it must not depend on the crawler's config
+
 DEFAULT_USER_AGENT = "RoomFitBot/0.1 (+https://github.com/roomfit/roomfit; product photos for research)"
 
 
@@ -46,20 +48,6 @@ class ImageConfig:
     max_pixels: int = 60_000_000
     near_duplicate_distance: int = 4  # perceptual-hash Hamming distance (of 64 bits) that counts as the same picture
     max_per_product: int = 12
-
-
-@dataclass
-class Selectors:
-    """Per-source CSS selector overrides; each one replaces the generic guess for its field."""
-
-    product_link: str | None = None
-    tile: str | None = None
-    next_page: str | None = None
-    image: str | None = None
-    title: str | None = None
-    category: str | None = None
-    sku: str | None = None
-    dimensions: str | None = None
 
 
 @dataclass

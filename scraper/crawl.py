@@ -9,11 +9,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.categories import CategoryMap, load_categories
+from core.manifest import parse_dimensions
+
 from .config import CrawlConfig, SourceConfig
 from .extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product, same_site
 from .fetch import Body, FetchError, PoliteClient
-from .images import ImageRejected, inspect_image
-from core.manifest import parse_dimensions
+from .images import ImageInfo, ImageRejected, inspect_image
 from .storage import ImageStore
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 # What the extractors can raise on a malformed page (JSON-LD with a number where a list goes, nesting 100k deep, "²"
 # where a width goes). Such a page is counted as a parse_error and the crawl goes on: no page stops a crawl.
 MALFORMED = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+# A picture's renditions are tried largest first; a smaller one only when the larger is missing or too small, and
+# at most this many per picture (each is a request to the shop).
+MAX_RENDITIONS = 3
+RENDITION_MISSING = ("http_404", "http_410", "not_an_image")
 
 
 @dataclass
@@ -197,24 +202,38 @@ class Crawler:
         return settled
 
     def _take_image(self, cand: ImageCandidate, meta: dict, min_delay: float) -> bool:
-        """One image: skip if seen, download, verify, store; True unless a later run might do better."""
-        url = cand.url
-        if self.store.image_seen(url):
-            return True
-        self.client.set_min_delay(url, min_delay)  # image CDNs on other hosts get the same courtesy
-        try:
-            body = self.client.get_image(url)
-            info = inspect_image(body.data, self.cfg.images)
-        except FetchError as exc:
-            self._fail(exc.reason, url)
-            if not exc.transient:
+        """One picture: its largest rendition that can be had (the next rendition only when one is too small or
+        missing), skipped if seen, verified and stored; True unless a later run might do better."""
+        renditions = [cand.url, *cand.alternates][:MAX_RENDITIONS]
+        for i, url in enumerate(renditions):
+            if self.store.image_seen(url):
+                return True
+            self.client.set_min_delay(url, min_delay)  # image CDNs on other hosts get the same courtesy
+            last = i == len(renditions) - 1
+            try:
+                body = self.client.get_image(url)
+                info = inspect_image(body.data, self.cfg.images)
+            except FetchError as exc:
+                if not last and exc.reason in RENDITION_MISSING:
+                    log.info("%s: %s, trying the next rendition", exc.reason, url)
+                    continue
+                self._fail(exc.reason, url)
+                if not exc.transient:
+                    self.store.mark_image(url, exc.reason)
+                return not exc.transient
+            except ImageRejected as exc:
+                if not last and exc.reason == "too_small":
+                    log.info("too small: %s (%s), trying the next rendition", url, exc)
+                    continue
+                self._fail(exc.reason, url, exc)
                 self.store.mark_image(url, exc.reason)
-            return not exc.transient
-        except ImageRejected as exc:
-            self._fail(exc.reason, url, exc)
-            self.store.mark_image(url, exc.reason)
-            return True
-        result = self.store.add(body.data, info, url, **meta)
+                return True
+            return self._store(body.data, info, url, cand, meta)
+        return True
+
+    def _store(self, data: bytes, info: ImageInfo, url: str, cand: ImageCandidate, meta: dict) -> bool:
+        """Keep verified image bytes (or count them as a duplicate); always settled."""
+        result = self.store.add(data, info, url, **meta)
         if result.status == "saved":
             log.debug("saved %s (%s, found in %s)", url, result.record.id, cand.origin or "listing tile")
             self.stats.images += 1

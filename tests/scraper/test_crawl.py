@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageOps
 
+import scraper.crawl
 from scraper.config import load_config
 from scraper.crawl import Crawler
 from core.manifest import read_manifest, resolve_image_path, sha256_file
@@ -220,7 +221,7 @@ sources:
     assert shop.requested("/custom/shop/beds") == []  # the off-site target is not even downloaded
 
 
-def test_a_malformed_page_is_counted_and_the_crawl_goes_on(shop, tmp_path):
+def test_a_malformed_page_is_counted_and_the_crawl_goes_on(shop, tmp_path, monkeypatch):
     config = tmp_path / "sources.yaml"
     config.write_text(f"""
 sources:
@@ -230,5 +231,17 @@ sources:
 """)
     stats = _crawl(config, tmp_path / "raw")
     assert stats.pages == 2  # the page after it was still crawled
-    # the broken page counts once, as parse_error; only the about page (well-formed, no product) is "no products"
+    # Structured data of the wrong shape is read around: that page is a page without pictures, like the about page.
+    assert dict(stats.failures) == {"no_products_found": 2}
+
+    real = scraper.crawl.extract_product
+
+    def tripping(html, url, selectors=None):
+        if url.endswith("broken-jsonld"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(html, url, selectors)
+    monkeypatch.setattr(scraper.crawl, "extract_product", tripping)
+    stats = _crawl(config, tmp_path / "raw2")
+    assert stats.pages == 2
+    # a page the extractor still trips over counts once, as parse_error, and the crawl goes on
     assert dict(stats.failures) == {"parse_error": 1, "no_products_found": 1}

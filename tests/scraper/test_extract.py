@@ -3,6 +3,7 @@ import pytest
 
 from scraper.config import Selectors
 from scraper.extract import (absolute, best_image, extract_listing, extract_product, iter_jsonld, junk_url,
+                             picture_key,
                              parse_html, parse_srcset)
 
 HOST = "shop.example"  # the `render` fixture (conftest) renders the shop templates for this host
@@ -68,7 +69,8 @@ def test_jsonld_graph_lists_and_invalid_blocks():
 def test_shopify_product_jsonld_og_and_gallery(render):
     html = render("shopify_product.html", SLUG="sofa-lund")
     info = extract_product(html, f"{B}/shopify/collections/sofas/products/sofa-lund")
-    assert urls(info) == [f"{B}/shopify/cdn/shop/files/sofa-lund.jpg?v=1700000001&width=1946",
+    # The URL that asks for no size is the original: every sized rendition collapses onto it.
+    assert urls(info) == [f"{B}/shopify/cdn/shop/files/sofa-lund.jpg?v=1700000001",
                           f"{B}/shopify/cdn/shop/files/sofa-lund-side.jpg?v=1700000011&width=1946"]
     assert (info.title, info.sku, info.brand, info.price) == ("Lund 3-seat sofa", "LUND-3-OAT", "Nordhaus", "1299.00 EUR")
     assert info.dimensions_text == "W 220 x D 95 x H 82 cm"
@@ -77,7 +79,9 @@ def test_shopify_product_jsonld_og_and_gallery(render):
 
 def test_shopify_lazy_theme(render):
     info = extract_product(render("shopify_product_vik.html"), f"{B}/shopify/products/sofa-vik")
-    assert urls(info) == [f"{B}/shopify/cdn/shop/products/sofa-vik_2048x.jpg?v=1700000004"]
+    # One picture; its 2048px renditions (_2048x and _1024x1024@2x) tie for largest.
+    assert [c.key for c in info.images] == [picture_key(f"{B}/shopify/cdn/shop/products/sofa-vik.jpg")]
+    assert info.images[0].width == 2048
     assert (info.title, info.dimensions_text) == ("Vik daybed sofa", "200 x 90 cm")
 
 
@@ -116,7 +120,8 @@ def test_custom_shop_base_href_overrides_and_commas(render):
 
 def test_js_only_page_falls_back_to_metadata(render):
     info = extract_product(render("custom_product_js.html"), f"{B}/custom/item/nova-bed")
-    assert urls(info) == [f"{B}/custom/media/nova-bed_1600.jpg"]
+    # The state blob's object names the product (its SKU): its second picture exists nowhere else.
+    assert urls(info) == [f"{B}/custom/media/nova-bed_1600.jpg", f"{B}/custom/media/nova-bed-side_1600.jpg"]
     assert info.title == "Nova bed frame"
 
 

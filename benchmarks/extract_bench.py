@@ -1,0 +1,98 @@
+"""Picture extraction on the real saved shop pages (../shared/data/pages) against tests/scraper/pages_expected.json.
+
+Per page and overall: recall (expected pictures found), foreign share (kept picture keys that are none of the
+expected pictures; a second key of one expected picture counts as a duplicate, not as foreign) and parse time.
+Run: .venv/bin/python benchmarks/extract_bench.py [--pages DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from scraper.extract import extract_product  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXPECTED = REPO / "tests" / "scraper" / "pages_expected.json"
+PAGES = REPO.parent / "shared" / "data" / "pages"
+
+
+@dataclass
+class PageScore:
+    """One annotated page's result."""
+
+    sha: str
+    expected: int
+    found: int
+    kept: int
+    foreign: int
+    duplicates: int
+    seconds: float
+
+
+def score_page(html: str, url: str, pictures: list[list[str]], sha: str) -> PageScore:
+    """Extract one page and compare its picture keys with the annotated pictures."""
+    start = time.perf_counter()
+    info = extract_product(html, url)
+    seconds = time.perf_counter() - start
+    owner = {key: i for i, keys in enumerate(pictures) for key in keys}
+    found: set[int] = set()
+    foreign = duplicates = 0
+    for cand in info.images:
+        i = owner.get(cand.key)
+        if i is None:
+            foreign += 1
+        elif i in found:
+            duplicates += 1
+        else:
+            found.add(i)
+    return PageScore(sha, len(pictures), len(found), len(info.images), foreign, duplicates, seconds)
+
+
+def run(pages_dir: Path = PAGES, expected_path: Path = EXPECTED) -> list[PageScore]:
+    """Score every annotated page found in pages_dir."""
+    expected = json.loads(expected_path.read_text(encoding="utf-8"))
+    files = {Path(r["file"]).name.removesuffix(".html.gz"): r["file"]
+             for r in csv.DictReader(open(pages_dir / "pages.csv", encoding="utf-8"))}
+    out = []
+    for sha, entry in expected.items():
+        if sha not in files:
+            continue
+        html = gzip.open(pages_dir / files[sha]).read().decode("utf-8", "replace")
+        out.append(score_page(html, entry["url"], entry["pictures"], sha))
+    return out
+
+
+def totals(scores: list[PageScore]) -> dict[str, float]:
+    """Overall recall, foreign share, duplicate share and parse time percentiles."""
+    kept = sum(s.kept for s in scores) or 1
+    times = sorted(s.seconds for s in scores)
+    return dict(pages=len(scores), recall=sum(s.found for s in scores) / max(1, sum(s.expected for s in scores)),
+                foreign=sum(s.foreign for s in scores) / kept, duplicates=sum(s.duplicates for s in scores) / kept,
+                p50=statistics.median(times) if times else 0.0, max=times[-1] if times else 0.0)
+
+
+def main() -> None:
+    """Print the per-page table and the overall line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=Path, default=PAGES)
+    args = parser.parse_args()
+    scores = run(args.pages)
+    print(f"{'page':10} {'expected':>8} {'found':>6} {'recall':>6} {'kept':>5} {'foreign':>7} {'dup':>4} {'parse s':>8}")
+    for s in scores:
+        print(f"{s.sha[:10]:10} {s.expected:8d} {s.found:6d} {s.found / max(1, s.expected):6.2f} {s.kept:5d} "
+              f"{s.foreign:7d} {s.duplicates:4d} {s.seconds:8.3f}")
+    t = totals(scores)
+    print(f"\n{t['pages']} pages: recall {t['recall']:.3f}, foreign {t['foreign']:.1%} of kept, "
+          f"duplicate keys {t['duplicates']:.1%} of kept, parse p50 {t['p50']:.3f} s, max {t['max']:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
