@@ -12,7 +12,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
-COPY requirements.txt ./
+COPY requirements.txt requirements-core.txt ./
 # An optional build secret `ca` (a CA bundle) lets pip through a TLS-intercepting proxy without baking the
 # bundle into a layer. The pruned parts are never imported when serving on CPU: numpy's test suite, pip itself,
 # and ai-edge-litert's NPU vendor plugins, AOT compiler, tools and WebGPU accelerator (~50 MB together).

@@ -23,11 +23,11 @@ $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.serve: requirements.txt | $(VENV)/bin/activate
+$(VENV)/.serve: requirements.txt requirements-core.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-scraper.txt requirements-train.txt requirements-dev.txt | $(VENV)/bin/activate
+$(VENV)/.dev: requirements.txt requirements-core.txt requirements-scraper.txt requirements-train.txt requirements-dev.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.serve
 

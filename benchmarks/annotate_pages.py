@@ -1,7 +1,7 @@
 """How tests/scraper/pages_expected.json was written: a by-eye judgement per page (a regex whose group names each
 picture, written after reading the page markup), materialised over the picture keys the page offers. Not run by tests."""
 sys.path.insert(0, '.')
-from scraper.extract import extract_product
+from core.extract import extract_product
 Z = lambda *ids: r"spp-media-p1/(" + "|".join(ids) + ")/"
 RULES = {
  "040c3ea5": (r"otto/(e72f372d|fa6654df)", "main + 1 gallery; the SEO-named URL is the same picture as the bare id"),
@@ -66,7 +66,7 @@ RULES = {
 recs = []
 class H(logging.Handler):
     def emit(self, r): recs.append(r)
-lg = logging.getLogger('scraper.extract'); lg.setLevel(logging.DEBUG); lg.addHandler(H()); lg.propagate = False
+lg = logging.getLogger('core.extract'); lg.setLevel(logging.DEBUG); lg.addHandler(H()); lg.propagate = False
 out = {}
 for r in csv.DictReader(open('../shared/data/pages/pages.csv')):
     sha = r['file'][5:-8]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from scraper.extract import extract_product  # noqa: E402
+from core.extract import extract_product  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = REPO / "tests" / "scraper" / "pages_expected.json"

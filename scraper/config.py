@@ -12,8 +12,7 @@ from urllib.parse import urlsplit
 import soupsieve
 
 from core.categories import DEFAULT_CATEGORIES, read_yaml
-
-from .extract import Selectors  # the extraction module owns it: it must not depend on the crawler's config
+from core.extract import Selectors  # the extraction module owns it: it must not depend on the crawler's config
 
 DEFAULT_USER_AGENT = "RoomFitBot/0.1 (+https://github.com/roomfit/roomfit; product photos for research)"
 

@@ -12,7 +12,7 @@ from core.categories import CategoryMap, load_categories
 from core.manifest import parse_dimensions
 
 from .config import CrawlConfig, SourceConfig
-from .extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product, same_site
+from core.extract import ImageCandidate, ProductInfo, Tile, extract_listing, extract_product, same_site
 from .fetch import Body, FetchError, PoliteClient
 from .images import ImageInfo, ImageRejected, inspect_image
 from .storage import ImageStore

@@ -2,7 +2,7 @@
 import pytest
 
 from scraper.config import Selectors
-from scraper.extract import (absolute, best_image, extract_listing, extract_product, iter_jsonld, junk_url,
+from core.extract import (absolute, best_image, extract_listing, extract_product, iter_jsonld, junk_url,
                              picture_key,
                              parse_html, parse_srcset)
 
