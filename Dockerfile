@@ -59,7 +59,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     DATABASE=/app/instance/roomfit.sqlite \
     MODEL_DIR=/app/models \
-    CACHE_DIR=/tmp/roomfit-cache
+    CACHE_DIR=/tmp/roomfit-cache \
+    SHOPPER_DATABASE=/tmp/roomfit-shopper/shopper.sqlite \
+    SHOPPER_DIR=/tmp/roomfit-shopper/pictures
 # /tmp is the only writable place (gunicorn heartbeats, Prometheus files, the cut-out cache); declaring it a volume
 # makes ECS Fargate give the task's bind mount this directory's 1777 mode, so the non-root user can write there.
 VOLUME ["/tmp"]

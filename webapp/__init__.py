@@ -16,6 +16,7 @@ from .cache import CutoutCache
 from .config import Config
 from .metrics import Metrics
 from .ratelimit import TokenBucketLimiter
+from .safefetch import FetchConfig, SafeFetcher
 from .segmenter import SegmenterHolder
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Services:
-    """Per-app objects built once: the model session, metrics, rate limiter and cut-out cache."""
+    """Per-app objects built once: the model session, metrics, rate limiters, cut-out cache and URL fetcher."""
 
     segmenter: SegmenterHolder
     metrics: Metrics
     limiter: TokenBucketLimiter | None
     cache: CutoutCache
+    fetcher: SafeFetcher
+    intake_limiter: TokenBucketLimiter | None
 
 
 def services() -> Services:
@@ -43,6 +46,16 @@ def _configure_logging(level: str) -> None:
         logging.basicConfig(stream=sys.stdout, level=level,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("webapp").setLevel(level)
+
+
+def _fetch_config(app: Flask) -> FetchConfig:
+    """The intake fetcher's limits; the private-network allowlist is for tests only."""
+    allow = tuple(app.config["FETCH_ALLOW_NETWORKS"])
+    if allow and not app.config["TESTING"]:
+        raise RuntimeError("FETCH_ALLOW_NETWORKS is a test-only setting: it would let shoppers' URLs reach "
+                           "private addresses")
+    return FetchConfig(total_timeout=app.config["FETCH_TOTAL_TIMEOUT"], max_bytes=app.config["FETCH_MAX_BYTES"],
+                       allow_networks=allow)
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -62,7 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["PROXY_COUNT"] > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
 
-    from . import db, errors, metrics, pages, security
+    from . import db, errors, intake, metrics, pages, security, shopper
     from .api import bp as api_bp
 
     db.init_app(app)
@@ -78,7 +91,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         limiter=(TokenBucketLimiter(app.config["RATELIMIT_PER_SECOND"], app.config["RATELIMIT_BURST"])
                  if app.config["RATELIMIT_ENABLED"] else None),
         cache=CutoutCache(Path(app.config["CACHE_DIR"])),
+        fetcher=SafeFetcher(_fetch_config(app)),
+        intake_limiter=(TokenBucketLimiter(app.config["INTAKE_RATELIMIT_PER_MINUTE"] / 60,
+                                           app.config["INTAKE_RATELIMIT_BURST"])
+                        if app.config["RATELIMIT_ENABLED"] else None),
     )
+    app.teardown_appcontext(shopper.close_shopper_db)
     app.register_blueprint(api_bp)
+    app.register_blueprint(intake.bp)
     app.register_blueprint(pages.bp)
     return app

@@ -68,6 +68,19 @@ class Config:
     # Number of reverse proxies in front of the app whose X-Forwarded-For is trusted (0: use the socket address).
     PROXY_COUNT: int = 0
     PAGE_SIZE: int = 24
+    # "Add your product": shoppers' own products live apart from the (read-only) catalogue, for INTAKE_TTL_HOURS.
+    SHOPPER_DATABASE: str = str(PROJECT_ROOT / "instance" / "shopper.sqlite")
+    SHOPPER_DIR: str = str(PROJECT_ROOT / "instance" / "shopper-pictures")
+    INTAKE_TTL_HOURS: float = 72.0
+    INTAKE_MAX_PICTURES: int = 8
+    INTAKE_MIN_SIDE: int = 100
+    INTAKE_RATELIMIT_PER_MINUTE: float = 12.0
+    INTAKE_RATELIMIT_BURST: int = 4
+    FETCH_TOTAL_TIMEOUT: float = 12.0
+    FETCH_MAX_BYTES: int = 4 * 1024 * 1024
+    # Test-only: networks the intake may fetch although they are not public (e.g. "127.0.0.1/32" for pages served
+    # by the tests). Honoured only with TESTING; empty otherwise.
+    FETCH_ALLOW_NETWORKS: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -95,6 +108,16 @@ class Config:
             RATELIMIT_BURST=_env_number("RATELIMIT_BURST", d.RATELIMIT_BURST),
             PROXY_COUNT=_env_number("PROXY_COUNT", d.PROXY_COUNT),
             PAGE_SIZE=_env_number("PAGE_SIZE", d.PAGE_SIZE),
+            SHOPPER_DATABASE=_env_path("SHOPPER_DATABASE", Path(d.SHOPPER_DATABASE)),
+            SHOPPER_DIR=_env_path("SHOPPER_DIR", Path(d.SHOPPER_DIR)),
+            INTAKE_TTL_HOURS=_env_number("INTAKE_TTL_HOURS", d.INTAKE_TTL_HOURS, float),
+            INTAKE_MAX_PICTURES=_env_number("INTAKE_MAX_PICTURES", d.INTAKE_MAX_PICTURES),
+            INTAKE_MIN_SIDE=_env_number("INTAKE_MIN_SIDE", d.INTAKE_MIN_SIDE),
+            INTAKE_RATELIMIT_PER_MINUTE=_env_number("INTAKE_RATELIMIT_PER_MINUTE", d.INTAKE_RATELIMIT_PER_MINUTE,
+                                                    float),
+            INTAKE_RATELIMIT_BURST=_env_number("INTAKE_RATELIMIT_BURST", d.INTAKE_RATELIMIT_BURST),
+            FETCH_TOTAL_TIMEOUT=_env_number("FETCH_TOTAL_TIMEOUT", d.FETCH_TOTAL_TIMEOUT, float),
+            FETCH_MAX_BYTES=_env_number("FETCH_MAX_BYTES", d.FETCH_MAX_BYTES),
         )
 
     def as_mapping(self) -> dict:

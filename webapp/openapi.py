@@ -24,6 +24,9 @@ def _png(description: str) -> dict[str, Any]:
 
 
 _PRODUCT_ID = {"name": "product_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_SHOPPER_ID = {"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "the opaque id /api/intake answered"}
+_INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 _RATE_LIMITED = _error("Rate limited: retry after the number of seconds in the Retry-After header")
 _NOT_READY = _error("The model is not loaded (yet); retry later")
 _PHOTO_UNREADABLE = _error("photo_unreadable: the product's stored photo is missing or damaged (a server fault)")
@@ -37,8 +40,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "code": {"type": "string", "example": "invalid_image",
                          "description": "missing_field, empty_file, invalid_image, invalid_parameter, not_found, "
                                         "method_not_allowed, payload_too_large, unsupported_media_type, "
-                                        "too_many_pixels, rate_limited, model_not_ready, photo_unreadable, internal_error"},
+                                        "too_many_pixels, rate_limited, model_not_ready, photo_unreadable, internal_error; "
+                                        "intake: invalid_url, url_not_allowed, unreachable_url, fetch_failed, "
+                                        "fetch_timeout, fetch_too_large, not_html, no_pictures, image_too_small, "
+                                        "invalid_json"},
                 "message": {"type": "string"}}},
+        },
+    },
+    "ShopperProduct": {
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "product": {"type": "object", "properties": {
+                "id": {"type": "string"}, "title": {"type": "string", "nullable": True},
+                "source_url": {"type": "string", "nullable": True},
+                "dimensions": {"type": "object", "description": "width_cm, depth_cm, height_cm, diameter_cm, text"},
+                "size_known": {"type": "boolean", "description": "a width or diameter is stated: true size possible"},
+                "expires_at": {"type": "number", "description": "Unix time"},
+                "pictures": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+                    "url": {"type": "string"}, "cutout_url": {"type": "string"}}}}}},
         },
     },
     "Detection": {
@@ -144,6 +165,53 @@ PATHS: dict[str, dict[str, Any]] = {
         "summary": "The product's transparent cut-out (cached per image and model)", "parameters": [_PRODUCT_ID],
         "responses": {"200": _png("RGBA cut-out cropped to the product"), "404": _error("No such product"),
                       "429": _RATE_LIMITED, "500": _PHOTO_UNREADABLE, "503": _NOT_READY},
+    }},
+    "/api/intake": {"post": {
+        "summary": "Add your own product: a product page URL or a photo (private to whoever holds its id)",
+        "description": "With `url`, the server fetches the page (http/https to public addresses only; every "
+                       "redirect checked; time and size capped), reads the product's title, stated dimensions and "
+                       "pictures, and stores up to INTAKE_MAX_PICTURES of them to choose from. With a multipart "
+                       "`image` (same formats and limits as /predict), that photo is the product; `width_cm` etc. "
+                       "may be sent with it. The product is kept for INTAKE_TTL_HOURS, listed nowhere, and reached "
+                       "only through the opaque id in the answer.",
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["url"],
+                                            "properties": {"url": {"type": "string", "format": "uri"}}}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "url": {"type": "string", "format": "uri"}, "image": {"type": "string", "format": "binary"},
+                "title": {"type": "string"}, "width_cm": {"type": "number"}, "depth_cm": {"type": "number"},
+                "height_cm": {"type": "number"}, "diameter_cm": {"type": "number"}}}}}},
+        "responses": {
+            "201": _json("The new product with its pictures (each with a cut-out URL)", "ShopperProduct"),
+            "400": _error("invalid_url, url_not_allowed (a private, loopback, link-local or other non-public "
+                          "address), unreachable_url, missing_field, invalid_image, invalid_parameter, invalid_json"),
+            "413": _error("fetch_too_large: the page or a picture is larger than FETCH_MAX_BYTES"),
+            "415": _error("Unsupported image type"),
+            "422": _error("not_html, no_pictures (the page shows no usable product picture), image_too_small, "
+                          "too_many_pixels"),
+            "429": _RATE_LIMITED,
+            "502": _error("fetch_failed: the shop answered an error or could not be reached"),
+            "504": _error("fetch_timeout: the shop took too long"),
+        },
+    }},
+    "/api/intake/{product_id}": {
+        "get": {"summary": "A shopper's product", "parameters": [_SHOPPER_ID],
+                "responses": {"200": _json("The product", "ShopperProduct"),
+                              "404": _error("Unknown, deleted or expired")}},
+        "delete": {"summary": "Forget a shopper's product now", "parameters": [_SHOPPER_ID],
+                   "responses": {"200": {"description": "Deleted"}, "404": _error("Unknown, deleted or expired")}},
+    },
+    "/api/intake/{product_id}/pictures/{index}": {"get": {
+        "summary": "One of the product's stored pictures", "parameters": [_SHOPPER_ID, _INDEX],
+        "responses": {"200": {"description": "The picture", "content": {"image/jpeg": {}, "image/png": {},
+                                                                       "image/webp": {}}},
+                      "404": _error("No such product or picture")},
+    }},
+    "/api/intake/{product_id}/pictures/{index}/cutout.png": {"get": {
+        "summary": "The picture's transparent cut-out (X-Detected-Class: none when no product was found)",
+        "parameters": [_SHOPPER_ID, _INDEX],
+        "responses": {"200": _png("RGBA cut-out cropped to the product"), "404": _error("No such product or picture"),
+                      "503": _NOT_READY},
     }},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "The process is alive"}}}},
     "/readyz": {"get": {"summary": "Readiness (model loaded)",

@@ -142,7 +142,8 @@ def make_app(tmp_path, model_dir, catalogue_manifest, rooms_dir):
 
         config = {"TESTING": True, "DATABASE": str(tmp_path / "test.sqlite"), "MODEL_DIR": str(model_dir),
                   "CACHE_DIR": str(tmp_path / "cache"), "ROOMS_DIR": str(rooms_dir), "PAGE_SIZE": 2,
-                  "MODEL_RETRY_SECONDS": 0.0, **overrides}
+                  "MODEL_RETRY_SECONDS": 0.0, "SHOPPER_DATABASE": str(tmp_path / "shopper.sqlite"),
+                  "SHOPPER_DIR": str(tmp_path / "shopper"), **overrides}
         app = create_app(config)
         with app.app_context():
             init_db()
