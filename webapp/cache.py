@@ -4,11 +4,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.manifest import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +20,6 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write a file so readers see either nothing or the whole file (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 @dataclass
@@ -61,8 +48,8 @@ class CutoutCache:
         """Store an entry; the JSON is written last so a present JSON implies a complete PNG."""
         png_path, meta_path = self._paths(image_sha256, model_hash)
         try:
-            _atomic_write(png_path, png)
-            _atomic_write(meta_path, json.dumps(meta).encode("utf-8"))
+            atomic_write_bytes(png_path, png)
+            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
         except OSError as exc:
             # A read-only or full disk costs speed, not correctness: serve the freshly computed cut-out anyway.
             log.warning("could not cache cut-out in %s (%s)", self.root, exc)

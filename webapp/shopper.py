@@ -12,7 +12,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from flask import current_app, g
 
-from core.manifest import Dimensions
+from core.manifest import Dimensions, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +111,7 @@ def store_picture_bytes(data: bytes, ext: str) -> str:
     if target.exists():
         os.utime(target)  # fresh again: a purge must not take a file a new product is about to use
     else:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write_bytes(target, data)
     return digest
 
 
@@ -184,7 +176,7 @@ def _remove_unused_pictures(db: sqlite3.Connection, grace_seconds: float = 600) 
     used = _used_pictures(db)
     cutoff = time.time() - grace_seconds
     for path in picture_dir().glob("*.*"):
-        if path.name.startswith(".tmp-") or path.name in used:
+        if path.name.startswith(".") or path.name in used:  # "." : a write in progress
             continue
         try:
             if path.stat().st_mtime < cutoff:
