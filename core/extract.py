@@ -1150,8 +1150,8 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
             ev.best_place = 0.0  # named by metadata only, never seen in the page body
         score, why = _score(ev)
         urls = sorted(ev.renditions, key=lambda u: -_rank(ev.renditions[u]))
-        log.debug("picture %s: %.0f (%s) %s", ev.key, score, ", ".join(why) or "no evidence",
-                  "kept" if score >= _KEEP else "dropped")
+        log.debug("picture %s: %.0f (%s) %s; renditions %s", ev.key, score, ", ".join(why) or "no evidence",
+                  "kept" if score >= _KEEP else "dropped", " ".join(urls))
         if score < _KEEP:
             continue
         alternates = urls[1:]
