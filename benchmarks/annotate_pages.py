@@ -47,7 +47,7 @@ RULES = {
  "442c155e": (r"Argos/(9249556_R_Z\d{3}A)", "6 gallery pictures"),
  "453f5cc0": (r"112949990/(\d+)\.jpg", "pictures in the product's id directory"),
  "4595f2ae": (r"18219259/images/(res_\w+)\.jpg", "product directory pictures"),
- "469894a5": (r"Products/\w+/(144432)\.jpg", "one picture in size folders"),
+ "469894a5": (r"Products/(?:\w+/)+(144432(?:_\d)?)\.jpg", "3 pictures (main + Add/_1, _2: itemprop=image thumbnails and the lightbox list) in size folders"),
  "4b3a1705": (r"image/\d+/(2140441|2140661|2301860|2301861|2301862)/product/", "5 gallery pictures, ,mini/,large renditions"),
  "4f4a8f8d": (Z("ae68543926713ddeabb6439569604fb3", "bd7151181b9036bc9c3b832558739ea0", "d29cebbdf4a134d6a12872647ea6d459",
                 "8d355b7cdd7935af8927f6e26db952bc", "656e3a1957943068b84ca54b81bf82d0", "9c7a2e13078732d8a44f561f6f1b4af7"),
