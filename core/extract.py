@@ -76,6 +76,9 @@ _TILE_CLASS = re.compile(r"^(?:product|product[-_](?:item|card|tile|box|miniatur
 _PRODUCT_PATH = re.compile(r"/products?/[^/?#]+")
 _NEXT_TEXT = re.compile(r"^\s*(?:next(?: page)?|load more|show more|more products|›|»|→|>)\s*[›»→>]?\s*$",
                         re.IGNORECASE)
+# The add-to-cart / buy control of a product page (class, id or name; the visible text is in the shop's language).
+_BUY = re.compile(r"add-?to-?(?:cart|basket|bag)|add_to_(?:cart|basket|bag)|addtocart|addtobasket|buy-?now|"
+                  r"buy_now|buybox|buy-?box|product-?form", re.IGNORECASE)
 _PAGINATION = re.compile(r"paginat|pager|pages|page-?numbers|page-?list", re.IGNORECASE)
 _NOT_PRODUCT_LINK = re.compile(r"add-to-cart|/cart\b|/checkout|/account|/login|/wishlist|/compare|#", re.IGNORECASE)
 _DIM_LABEL = re.compile(r"^\s*(?:overall |product |item )?(?:dimensions?|measurements?|size|abmessungen|ma[aå]tt)"
@@ -1564,12 +1567,20 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
         return True
     doc = _parse_lxml(html)
     sd = _structured(doc, page_url, _doc_base(doc, page_url))
-    if sd.product is None or sd.has_itemlist:
+    if sd.has_itemlist:
         return False
-    url = _node_url(sd.product)
-    canonical = soup.find("link", rel="canonical")
-    return bool(url) and (_same_page(urljoin(page_url, url), page_url) or bool(
-        canonical and _same_page(urljoin(page_url, url), urljoin(page_url, canonical.get("href", "")))))
+    if sd.product is not None:
+        url = _node_url(sd.product)
+        canonical = soup.find("link", rel="canonical")
+        if not url or _same_page(urljoin(page_url, url), page_url) or bool(
+                canonical and _same_page(urljoin(page_url, url), urljoin(page_url, canonical.get("href", "")))):
+            return True  # a Product without a URL of its own is the page's
+    # A buy control of its own: a product page has one or two (top and sticky bar), a listing one per tile.
+    buys = [el for el in soup.find_all(["button", "input", "a", "form", "div"], attrs={"class": True}) + soup.find_all(
+        ["button", "input", "a", "form"], id=True) if _BUY.search(" ".join([*el.get("class", []), el.get("id", ""),
+                                                                              el.get("name", "")]))]
+    own = {id(b) for b in buys if not _excluded(b) and b.find_parent(True, attrs={"class": _TILE_CLASS}) is None}
+    return 1 <= len(own) <= 2  # buttons inside listing tiles are the tiles' own
 
 
 def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors: Selectors | None = None
