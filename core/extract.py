@@ -12,6 +12,7 @@ guess for their field.
 from __future__ import annotations
 
 import html as htmllib
+import itertools
 import json
 import logging
 import re
@@ -75,6 +76,9 @@ _TILE_CLASS = re.compile(r"^(?:product|product[-_](?:item|card|tile|box|miniatur
 _PRODUCT_PATH = re.compile(r"/products?/[^/?#]+")
 _NEXT_TEXT = re.compile(r"^\s*(?:next(?: page)?|load more|show more|more products|›|»|→|>)\s*[›»→>]?\s*$",
                         re.IGNORECASE)
+# The add-to-cart / buy control of a product page (class, id or name; the visible text is in the shop's language).
+_BUY = re.compile(r"add-?to-?(?:cart|basket|bag)|add_to_(?:cart|basket|bag)|addtocart|addtobasket|buy-?now|"
+                  r"buy_now|buybox|buy-?box|product-?form", re.IGNORECASE)
 _PAGINATION = re.compile(r"paginat|pager|pages|page-?numbers|page-?list", re.IGNORECASE)
 _NOT_PRODUCT_LINK = re.compile(r"add-to-cart|/cart\b|/checkout|/account|/login|/wishlist|/compare|#", re.IGNORECASE)
 _DIM_LABEL = re.compile(r"^\s*(?:overall |product |item )?(?:dimensions?|measurements?|size|abmessungen|ma[aå]tt)"
@@ -894,6 +898,8 @@ class _Evidence:
     matches_product: bool = False  # shares the product's id, SKU or slug
     alt_match: bool = False
     script_scope: bool = False  # in the part of an inline script's JSON that describes this product
+    merged: set[str] = field(default_factory=set)  # the keys of the renditions merged into this picture
+    sibling: bool = False  # a slot of a list (thumbnail strip) whose other slots hold this product's pictures
     order: int = 0
 
 
@@ -929,7 +935,7 @@ def _score(ev: _Evidence) -> tuple[float, list[str]]:
     score, why = ev.best_place, list(ev.place_reasons)
     for flag, points, reason in ((ev.named, 6, "structured-data"), (ev.og, 4, "opengraph"),
                                  (ev.matches_product, 2, "id/slug"), (ev.alt_match, 2, "alt-text"),
-                                 (ev.script_scope, 3, "script-product-json"),
+                                 (ev.script_scope, 3, "script-product-json"), (ev.sibling, 2, "gallery-sibling"),
                                  (ev.named_foreign and not ev.named, -6, "other-product-data")):
         if flag:
             score += points
@@ -1042,6 +1048,11 @@ def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> Non
     """Walk the document once, calling add(candidate, context, element) for every image URL an element carries."""
     product_scopes = doc.xpath("//*[@itemscope][contains(@itemtype, 'Product') or contains(@itemtype, 'product')]")
     main_scope = scope if scope is not None else (product_scopes[0] if product_scopes else None)
+    # The containers of the product's heading (and of its microdata scope) describe this product, whatever their
+    # class names say ("ad", "promo-..." and the like name product containers on some shops).
+    starts = [h for h in doc.iter("h1") if not any(a.tag in _CHROME_TAGS for a in h.iterancestors())]
+    main_chain = {id(a) for start in starts + [main_scope] if start is not None for a in start.iterancestors()}
+    main_chain |= {id(el) for el in doc.iter("html", "body")}  # Modernizr puts "history" on <html>
     contexts: dict[Any, _Context] = {}
     for el in doc.iter():
         if not isinstance(el.tag, str) or el.tag in ("script", "style", "noscript", "template", "head", "title"):
@@ -1051,8 +1062,8 @@ def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> Non
         attrs = " ".join(filter(None, (el.get("class"), el.get("id"), el.get("aria-label"),
                                        el.get("data-section-type"))))
         ctx = _Context(gallery=pctx.gallery or (bool(_GALLERY.search(attrs)) and el.tag not in ("a", "img")),
-                       excluded=pctx.excluded or el.tag in _CHROME_TAGS or el.get("role") in _CHROME_ROLES
-                       or bool(_EXCLUDED.search(attrs)),
+                       excluded=pctx.excluded or id(el) not in main_chain and (
+                           el.tag in _CHROME_TAGS or el.get("role") in _CHROME_ROLES or bool(_EXCLUDED.search(attrs))),
                        foreign_scope=pctx.foreign_scope or (el.get("itemscope") is not None and el in product_scopes
                                                             and main_scope is not None and el is not main_scope),
                        other_link=pctx.other_link or (el.tag == "a" and _links_elsewhere(el.get("href"), base,
@@ -1114,6 +1125,9 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
         if isinstance(url, str) and (ev := ev_for(url, 0.0, "og")):
             ev.og = True
 
+    shown: dict[Any, dict[str, set[str]]] = {}  # element -> attribute -> picture keys it carries
+    clean: set[Any] = set()  # elements outside recommendations, other products' scopes and links elsewhere
+
     def add(cand: ImageCandidate, ctx: _Context, el: Any) -> None:
         ev = ev_for(cand.url, cand.width, cand.origin)
         if ev is None:
@@ -1124,6 +1138,11 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
         if place > ev.best_place:
             ev.best_place, ev.place_reasons = place, why
         ev.alt_match = ev.alt_match or (not ctx.excluded and not ctx.foreign_scope and _alt_matches(el, title_words))
+        if isinstance(el, Tag):  # a selector override's BeautifulSoup element: it names the gallery itself
+            return
+        shown.setdefault(el, {}).setdefault(cand.origin, set()).add(ev.key)
+        if not (ctx.excluded or ctx.foreign_scope or ctx.other_link):
+            clean.add(el)
 
     if selected is not None:
         for el in selected:
@@ -1144,14 +1163,16 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
                     if e is not None:
                         e.script_scope = True
 
+    evidence = _merge_renditions(evidence, _shown_together(shown))
+    _mark_siblings(evidence, shown, clean)
     kept: list[ImageCandidate] = []
     for ev in evidence.values():
         if ev.best_place == -99.0:
             ev.best_place = 0.0  # named by metadata only, never seen in the page body
         score, why = _score(ev)
         urls = sorted(ev.renditions, key=lambda u: -_rank(ev.renditions[u]))
-        log.debug("picture %s: %.0f (%s) %s", ev.key, score, ", ".join(why) or "no evidence",
-                  "kept" if score >= _KEEP else "dropped")
+        log.debug("picture %s: %.0f (%s) %s; renditions %s", ev.key, score, ", ".join(why) or "no evidence",
+                  "kept" if score >= _KEEP else "dropped", " ".join(urls))
         if score < _KEEP:
             continue
         alternates = urls[1:]
@@ -1163,6 +1184,97 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
     # Structured data's own order first (its first image is the main one), then by evidence, then page order.
     kept.sort(key=lambda c: (-min(c.score, 6 + 4), evidence[c.key].order))
     return kept
+
+
+def _shown_together(shown: dict[Any, dict[str, set[str]]]) -> list[set[str]]:
+    """Picture keys the markup shows as one picture: one element's srcset and single-URL attributes (src,
+    data-zoom, ...), and an image inside a <picture> or inside a link or slide that holds no other image."""
+    def own(el: Any) -> set[str]:
+        out: set[str] = set()
+        for origin, keys in shown.get(el, {}).items():
+            # Renditions sit in srcset and in src/zoom/large/thumb attributes; other data-* attributes may hold
+            # another picture (a hover image) and one holding several pictures (a JSON list) is a gallery.
+            if origin in _SRCSET_ATTRS or origin.endswith("srcset") or len(keys) == 1 and _RENDITION_ATTR.search(
+                    origin):
+                out |= keys
+        return out
+
+    together = []
+    for el in shown:
+        if el.tag != "img":
+            continue
+        keys = own(el)
+        parent, depth = el.getparent(), 0
+        while parent is not None and depth < 3 and parent.tag not in ("body", "html"):
+            if parent.tag == "picture" or sum(1 for _ in itertools.islice(parent.iter("img"), 2)) == 1:
+                keys |= own(parent)
+                for sub in parent.iter("source"):
+                    keys |= own(sub)
+            else:
+                break
+            parent, depth = parent.getparent(), depth + 1
+        if len(keys) > 1:
+            together.append(keys)
+    together += [k for el in shown if el.tag != "img" and len(k := own(el)) > 1]
+    return together
+
+
+def _slot_lists(shown: dict[Any, dict[str, set[str]]]) -> dict[Any, list[tuple[Any, Any]]]:
+    """Lists of like slots holding images (thumbnail strips, gallery slides): list element -> (slot, element)."""
+    lists: dict[Any, list[tuple[Any, Any]]] = {}
+    for el in shown:
+        node, depth = el, 0
+        while depth < 4:
+            parent = node.getparent()
+            if parent is None or parent.tag in ("body", "html"):
+                break
+            like = sum(1 for c in itertools.islice(parent.iterchildren(node.tag), 3))
+            if like >= 2:
+                lists.setdefault(parent, []).append((node, el))
+                break
+            node, depth = parent, depth + 1
+    return lists
+
+
+def _mark_siblings(evidence: dict[str, _Evidence], shown: dict[Any, dict[str, set[str]]], clean: set[Any]) -> None:
+    """A picture in a list of like slots (a strip of thumbnails) beside this product's pictures is one of them:
+    small thumbnails carry little evidence of their own. Only slots outside recommendations and other products'
+    links count, and a list counts when one of its pictures is named by structured data or OpenGraph or sits in the
+    product's gallery."""
+    owner = {key: ev for ev in evidence.values() for key in ev.merged | {ev.key}}
+    for members in _slot_lists(shown).values():
+        evs = [(owner[key], el in clean) for _, el in members for keys in shown[el].values() for key in keys
+               if key in owner]
+        if len({id(e) for e, _ in evs}) < 2:
+            continue
+        if any(ok and (e.named or e.og or e.best_place >= 3) for e, ok in evs):
+            for e, ok in evs:
+                e.sibling = e.sibling or ok
+
+
+def _merge_renditions(evidence: dict[str, _Evidence], together: list[set[str]]) -> dict[str, _Evidence]:
+    """One evidence per picture: the evidences of keys `picture_groups` finds to be renditions of one picture,
+    combined (renditions, origins and flags pooled, the best place kept, the earliest page order)."""
+    groups = picture_groups(evidence, together)
+    out: dict[str, _Evidence] = {}
+    for key, ev in evidence.items():
+        root = groups[key]
+        into = out.get(root)
+        if into is None:
+            out[root] = ev
+            ev.merged.add(key)
+            ev.key = root
+            continue
+        for url, width in ev.renditions.items():
+            into.renditions[url] = max(into.renditions.get(url, -1.0), width)
+        into.origins |= ev.origins
+        for flag in ("named", "named_foreign", "og", "matches_product", "alt_match", "script_scope"):
+            setattr(into, flag, getattr(into, flag) or getattr(ev, flag))
+        if ev.best_place > into.best_place:  # -99: named by metadata only, no place in the page body
+            into.best_place, into.place_reasons = ev.best_place, ev.place_reasons
+        into.order = min(into.order, ev.order)
+        into.merged |= ev.merged | {key}
+    return out
 
 
 def _original_url(url: str) -> str | None:
@@ -1177,6 +1289,160 @@ def _original_url(url: str) -> str | None:
     kept_q = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
               if k.lower() not in _SIZE_QUERY or k.lower() in ("v", "ver", "version")]
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(kept_q), "")) if kept else None
+
+
+# ---------------------------------------------------------------------------------------------------- picture groups
+
+# Words CDNs and shop platforms name renditions with (a file name's prefix/suffix or a path segment).
+_RENDITION_WORDS = (frozenset(_SIZE_WORDS) - {"main"}) | {  # "-main" often names another photo
+    "xs", "sm", "md", "lg", "xxs", "xxxl", "hd", "sd", "uhd", "fhd", "orig", "list", "listing", "cart", "catalog",
+    "desktop", "mobile", "tablet", "retina", "lowres", "highres", "hq", "lq", "normal", "std", "standard", "popup",
+    "tiny", "square", "img"}
+_RENDITION_ATTR = re.compile(r"^(?:src|link|poster)$|^data-(?:.*[-_])?(?:src|zoom|large|full|big|hi-?res|orig\w*|thumb\w*|"
+                             r"main|lazy|original|image-large|old-hires|iesrc)(?:[-_].*)?$")
+_SEPARATORS = re.compile(r"([-_,.~@=+]+)")
+_HEX_ID = re.compile(r"[0-9a-f]{16,}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _size_token(tok: str, whole_segment: bool, first_of_name: bool, alone: bool, id_in_name: bool
+                ) -> tuple[bool, float | None]:
+    """Whether one token of a key names a size or rendition, and the number it holds (None for a word)."""
+    t = tok.lower()
+    m = re.fullmatch(r"[a-z]{0,3}(\d{2,4})x\d{0,4}[a-z]?|x(\d{2,4})|[a-z]{1,2}(\d{2,4})", t)
+    if m:
+        return True, float(next(g for g in m.groups() if g))
+    if t in _RENDITION_WORDS or re.fullmatch(r"\d(?:\.\d+)?x", t):  # words and densities (@2x)
+        return True, None
+    if t.isdecimal() and not t.startswith("0") and 16 <= int(t) <= 4096 and (not alone or whole_segment and id_in_name):
+        return True, float(t)  # a whole numeric segment is a size only beside a file named by an id
+    if re.fullmatch(r"[a-z]", t) and (whole_segment or first_of_name and not alone):
+        return True, None  # /m/123.jpg, l_123.jpg: a rendition letter
+    return False, None
+
+
+def _loose_key(key: str) -> tuple[str, tuple[float | None, ...]]:
+    """A picture key with every size-like token (numbers a size could be, NxM, rendition words, a lone letter as
+    a path segment or file prefix) replaced by '*' (runs of them by one '*'), and the numbers it replaced.
+
+    Two keys with one loose key differ only in such tokens: renditions of one picture, when their numbers are
+    far enough apart to be sizes (see `_same_sizes`).
+    """
+    host, _, rest = key.partition("/")
+    path, _, query = rest.partition("?")
+    segments = path.split("/")
+    segments[-1] = re.sub(r"\." + _IMAGE_EXT + r"$", "", segments[-1], flags=re.IGNORECASE)
+    id_in_name = len(re.findall(r"\d", segments[-1])) >= 4
+    tokens: list[tuple[str, bool, float | None]] = []  # (text, is size, number); "/" and separators kept
+    for i, seg in enumerate(segments):
+        if i:
+            tokens.append(("/", False, None))
+        parts = _SEPARATORS.split(seg)
+        words = parts[0::2]
+        for j, tok in enumerate(parts):
+            if j % 2:
+                tokens.append((tok, False, None))
+                continue
+            size, value = _size_token(tok, len(words) == 1 and i < len(segments) - 1,
+                                      i == len(segments) - 1 and j == 0, len(words) == 1, id_in_name)
+            tokens.append((tok, size, value))
+    out: list[str] = []
+    values: list[float | None] = []
+    run = False  # inside a run of size tokens (separators between them belong to the run)
+    pending = ""
+    for text, size, value in tokens:
+        if size:
+            if run:
+                pending = ""
+                if values[-1] is None:
+                    values[-1] = value
+            else:
+                out.append(pending + "*")
+                pending = ""
+                values.append(value)
+            run = True
+        elif text == "/" or _SEPARATORS.fullmatch(text) or text == "":
+            pending += text
+        else:
+            out.append(pending + text)
+            pending = ""
+            run = False
+    out.append(pending)
+    return f"{host}/{''.join(out)}?{query}", tuple(values)
+
+
+def _same_sizes(a: tuple[float | None, ...], b: tuple[float | None, ...]) -> bool:
+    """Two loose keys' replaced numbers say renditions: each pair equal, a word on either side, or sizes at least
+    a quarter apart (so that photo_101 and photo_102, a sequence, stay two pictures)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x is None or y is None or x == y:
+            continue
+        if max(x, y) / max(1.0, min(x, y)) < 1.25:
+            return False
+    return True
+
+
+class _Groups:
+    """Union-find over picture keys: which keys on a page are renditions of one picture."""
+
+    def __init__(self, keys: Iterable[str]):
+        self.parent = {k: k for k in keys}
+
+    def find(self, key: str) -> str:
+        """The group's representative key."""
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, a: str, b: str) -> None:
+        """Make two keys one picture."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def picture_groups(keys: Iterable[str], together: Iterable[Iterable[str]] = ()) -> dict[str, str]:
+    """Which of a page's picture keys are one picture: key -> its group's representative.
+
+    Keys are one picture when the page shows them as one (`together`: the URLs of one element, a srcset, a link to
+    a large image around its thumbnail), when they differ only in size-like tokens (`_loose_key`), when one is the
+    other plus a descriptive file name (/i/<id> and /i/<id>/name.jpg), or when they share a file name that is a
+    long hexadecimal id (one picture served by two CDN hosts or paths).
+    """
+    keys = list(dict.fromkeys(keys))
+    groups = _Groups(keys)
+    for members in together:
+        members = [m for m in members if m in groups.parent]
+        for other in members[1:]:
+            groups.union(members[0], other)
+    loose: dict[str, list[tuple[str, tuple[float | None, ...]]]] = {}
+    bare: dict[str, list[tuple[str, bool]]] = {}  # loose key without the file name's size affix -> (key, is bare)
+    by_hex: dict[str, str] = {}
+    known = set(keys)
+    for key in keys:
+        sig, values = _loose_key(key)
+        for other, other_values in loose.get(sig, []):
+            if _same_sizes(values, other_values):
+                groups.union(key, other)
+        loose.setdefault(sig, []).append((key, values))
+        # chair.jpg and chair_50x50c.jpg: the original and a rendition, whatever the rendition's size
+        plain = re.sub(r"(?:[-_,.~@=+]+\*(?=\?)|(?<=/)\*[-_,.~@=+]+(?=[^/]*\?))", "", sig)
+        for other, other_bare in bare.get(plain, []):
+            if plain == sig or other_bare:
+                groups.union(key, other)
+        bare.setdefault(plain, []).append((key, plain == sig))
+        path = key.partition("?")[0]
+        head, _, name = path.rpartition("/")
+        if head in known and _IMAGE_PATH.search(name) and re.search(r"\d", head.rsplit("/", 1)[-1]):
+            groups.union(key, head)  # /i/<id>/seo-name.jpg is /i/<id>
+        stem = re.sub(r"\." + _IMAGE_EXT + r"$", "", name, flags=re.IGNORECASE)
+        if _HEX_ID.fullmatch(stem):
+            if stem.lower() in by_hex:
+                groups.union(key, by_hex[stem.lower()])
+            by_hex.setdefault(stem.lower(), key)
+    return {k: groups.find(k) for k in keys}
 
 
 # ---------------------------------------------------------------------------------------------------- product
@@ -1301,12 +1567,20 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
         return True
     doc = _parse_lxml(html)
     sd = _structured(doc, page_url, _doc_base(doc, page_url))
-    if sd.product is None or sd.has_itemlist:
+    if sd.has_itemlist:
         return False
-    url = _node_url(sd.product)
-    canonical = soup.find("link", rel="canonical")
-    return bool(url) and (_same_page(urljoin(page_url, url), page_url) or bool(
-        canonical and _same_page(urljoin(page_url, url), urljoin(page_url, canonical.get("href", "")))))
+    if sd.product is not None:
+        url = _node_url(sd.product)
+        canonical = soup.find("link", rel="canonical")
+        if not url or _same_page(urljoin(page_url, url), page_url) or bool(
+                canonical and _same_page(urljoin(page_url, url), urljoin(page_url, canonical.get("href", "")))):
+            return True  # a Product without a URL of its own is the page's
+    # A buy control of its own: a product page has one or two (top and sticky bar), a listing one per tile.
+    buys = [el for el in soup.find_all(["button", "input", "a", "form", "div"], attrs={"class": True}) + soup.find_all(
+        ["button", "input", "a", "form"], id=True) if _BUY.search(" ".join([*el.get("class", []), el.get("id", ""),
+                                                                              el.get("name", "")]))]
+    own = {id(b) for b in buys if not _excluded(b) and b.find_parent(True, attrs={"class": _TILE_CLASS}) is None}
+    return 1 <= len(own) <= 2  # buttons inside listing tiles are the tiles' own
 
 
 def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors: Selectors | None = None

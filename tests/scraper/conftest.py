@@ -60,7 +60,7 @@ MAGENTO = {
     "ceramic-vase-blue": dict(NAME="Ceramic Vase Blue", SKU="CLV-2041", CAT1="Home Decor", CAT2="Vases",
                               DIMS="&Oslash; 18 x H 30 cm", OG="c/e/ceramic-vase-blue.jpg"),
     "glass-vase-tall": dict(NAME="Tall Glass Vase", SKU="CLV-2042", CAT1="Home Decor", CAT2="Vases",
-                            DIMS="&Oslash; 12 x H 45 cm", OG="g/l/glass-vase-tall-hires.png"),
+                            DIMS="&Oslash; 12 x H 45 cm", OG="g/l/glass-vase-tall-poster.png"),
     "stoneware-bowl": dict(NAME="Stoneware Bowl", SKU="CLV-2043", CAT1="Home Decor", CAT2="Bowls",
                            DIMS="&Oslash; 24 x H 9 cm", OG="s/t/stoneware-bowl-main.jpg"),
     "espresso-cup-set": dict(NAME="Espresso Cup Set", SKU="CLV-3001", CAT1="Kitchen", CAT2="Cups &amp; Mugs",
@@ -210,7 +210,7 @@ class FixtureShop:
         m = re.fullmatch(r"/magento/([\w-]+)\.html", path)
         if m and m.group(1) in MAGENTO:
             return 200, html, self.page("magento_product.html", SLUG=m.group(1), **self._magento(m.group(1)))
-        if path == "/magento/media/catalog/product/g/l/glass-vase-tall-hires.png":
+        if path == "/magento/media/catalog/product/g/l/glass-vase-tall-poster.png":
             return 200, {"Content-Type": "image/png", "X-No-Length": "1"}, huge_png()
         if path == "/magento/media/catalog/product/s/t/stoneware-bowl-main.jpg":
             # An error page sent with the image's content type.

@@ -170,3 +170,59 @@ def test_listing_skips_offsite_and_itemlist_jsonld():
     </script><a href="/products/three">Three</a><a href="https://other.example/products/four">Four</a>"""
     listing = extract_listing(html, f"{B}/c/all", [HOST])
     assert [t.url for t in listing.tiles] == [f"{B}/p/one", f"{B}/products/three"]
+
+
+# Renditions of one picture on one page (size tokens in path segments, NxM, size words, rendition letters, SEO
+# name after a bare id, one hex-named file on two CDN paths) and pictures that must stay apart.
+@pytest.mark.parametrize("a, b, same", [
+    ("https://c.example/p/2/w/1920/1002710040_1_1_1.jpg", "https://c.example/p/2/w/769/1002710040_1_1_1.jpg", True),
+    ("https://c.example/img/1200x1200/chair.jpg", "https://c.example/img/300x300/chair.jpg", True),
+    ("https://c.example/p/chair_800x.jpg", "https://c.example/p/chair-300x200.jpg", True),
+    ("https://c.example/p/chair.jpg", "https://c.example/p/chair@2x.jpg", True),
+    ("https://c.example/images/img-125/3/1045573.jpg", "https://c.example/images/img-large/3/1045573.jpg", True),
+    ("https://c.example/v1/1-zoom-desktop.jpg", "https://c.example/v1/1-cart.jpg", True),
+    ("https://c.example/2/10134622/m_10134622_001.jpg", "https://c.example/2/10134622/l_10134622_001.jpg", True),
+    ("https://c.example/files/441/2140441/product/name,mini.jpg",
+     "https://c.example/files/441/2140441/product/name,large.jpg", True),
+    ("https://c.example/ads/93261685_614.jpg", "https://c.example/ads/93261685_934.jpg", True),
+    ("https://c.example/photos/341/3410048/3410048_350_A.jpg", "https://c.example/photos/341/3410048/3410048_1200_A.jpg",
+     True),
+    ("https://c.example/00808_lrs0cr9M3AC_0lM0t2_50x50c.jpg", "https://c.example/00808_lrs0cr9M3AC_0lM0t2_600x450.jpg",
+     True),
+    ("https://i.example/i/shop/e72f372d-0610-5254", "https://i.example/i/shop/e72f372d-0610-5254/sofa-grey.jpg", True),
+    ("https://m1.example/thumb_hd/p1/656e3a19/d9e55f4feb3a4b0a95ed8c87e99ddc71.jpg",
+     "https://img.example/article/p1/656e3a19/d9e55f4feb3a4b0a95ed8c87e99ddc71.jpg?imwidth=1800", True),
+    # Apart: other views, other products, a numbered sequence, other colours, words that are no size.
+    ("https://c.example/p/2/w/769/1002710040_1_1_1.jpg", "https://c.example/p/2/w/769/1002710040_2_1_1.jpg", False),
+    ("https://c.example/files/441/2140441/product/name,mini.jpg",
+     "https://c.example/files/661/2140661/product/name,mini.jpg", False),
+    ("https://c.example/b/photo_101.jpg", "https://c.example/b/photo_102.jpg", False),
+    ("https://c.example/p/sofa-grey.jpg", "https://c.example/p/sofa-blue.jpg", False),
+    ("https://c.example/p/hydrotac.jpg", "https://c.example/p/hydrotac-howto.jpg", False),
+    ("https://c.example/photos/341/3410048/3410048_350_A.jpg", "https://c.example/photos/341/3410048/3410048_350_B.jpg",
+     False),
+])
+def test_picture_groups_collapse_renditions_only(a, b, same):
+    from core.extract import picture_groups
+    ka, kb = picture_key(a), picture_key(b)
+    groups = picture_groups([ka, kb])
+    assert (groups[ka] == groups[kb]) is same, (ka, kb)
+
+
+def test_renditions_shown_together_are_one_picture_and_thumbnail_strips_inherit_evidence():
+    html = """<html><head><meta property="og:image" content="https://c.example/g/1-large.jpg"></head><body>
+    <h1>Oak chair</h1>
+    <ul class="strip">
+      <li><a href="https://c.example/g/1-zoom.jpg"><img src="https://c.example/g/t1.jpg"></a></li>
+      <li><a href="#"><img src="https://c.example/g/t2.jpg" alt="Oak chair, back"></a></li>
+      <li><a href="#"><img src="https://c.example/g/t3.jpg" alt="Oak chair, side"></a></li>
+    </ul>
+    <div class="related"><ul><li><a href="/other"><img src="https://c.example/g/other.jpg"></a></li>
+      <li><a href="/other2"><img src="https://c.example/g/other2.jpg"></a></li></ul></div>
+    </body></html>"""
+    info = extract_product(html, f"{B}/p/oak-chair")
+    got = sorted(u.rsplit("/", 1)[1] for c in info.images for u in [c.url, *c.alternates])
+    # t1 is the thumbnail of the linked 1-zoom (one picture); t2/t3 sit beside it; the related tiles stay out.
+    assert len(info.images) == 3
+    assert "other.jpg" not in got and "other2.jpg" not in got
+    assert {"1-zoom.jpg", "t1.jpg", "t2.jpg", "t3.jpg"} <= set(got)

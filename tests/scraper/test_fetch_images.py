@@ -109,7 +109,7 @@ def test_500_exhausting_retries_is_counted(shop):
 
 
 @pytest.mark.parametrize("path, cap, reason", [
-    ("/magento/media/catalog/product/g/l/glass-vase-tall-hires.png", 1_000_000, "too_large"),  # streamed, no length
+    ("/magento/media/catalog/product/g/l/glass-vase-tall-poster.png", 1_000_000, "too_large"),  # streamed, no length
     ("/custom/media/luna-bed_1600.jpg", 1000, "too_large"),  # declared Content-Length over the cap
     ("/woo/product/oak-dining-chair/", 1_000_000, "bad_content_type"),  # a page where an image should be
     ("/custom/media/missing.jpg", 1_000_000, "http_404"),
