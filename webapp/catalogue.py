@@ -204,6 +204,12 @@ def class_counts(db: sqlite3.Connection) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def is_glass(row: sqlite3.Row) -> bool:
+    """Whether the shop describes the product as glass (its cut-out then lets the room show through, dimmed)."""
+    text = " ".join(str(row[k] or "") for k in ("name", "category", "class")).lower()
+    return "glass" in text
+
+
 def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:
     """Public JSON form of a product row (no file-system paths)."""
     return {

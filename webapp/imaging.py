@@ -47,6 +47,11 @@ def cutout(rgb: Image.Image, mask: Image.Image, bbox: tuple[int, int, int, int] 
     """RGBA cut-out of the product: the photo with the mask as alpha, cropped to bbox plus a margin when given."""
     rgba = rgb.convert("RGBA")
     rgba.putalpha(mask)
+    return crop(rgba, bbox, margin)
+
+
+def crop(rgba: Image.Image, bbox: tuple[int, int, int, int] | None, margin: float = CROP_MARGIN) -> Image.Image:
+    """The image cropped to bbox plus a margin (a fraction of the larger side), or itself when bbox is None."""
     if bbox is None:
         return rgba
     x0, y0, x1, y1 = bbox
