@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from core.manifest import parse_product_size
+
 from .cache import file_sha256
 
 log = logging.getLogger(__name__)
@@ -151,12 +153,17 @@ def import_file(db: sqlite3.Connection, source: Path, *, include_unclassified: b
             if not row["class"] and not include_unclassified:
                 stats.skipped += 1
                 continue
+            sizes = {k: _number(row[k]) for k in _DIM_KEYS}
+            if not any(sizes.values()) and _text(row["dimensions_text"]):
+                # Only the shop's text (products.csv's size column, a manifest without parsed values): read it.
+                parsed = parse_product_size(_text(row["dimensions_text"]), _text(row["category"]))
+                sizes = {k: getattr(parsed, k) for k in _DIM_KEYS}
             values = {
                 "sku": str(row["sku"]), "name": str(row["name"] or row["sku"]), "category": _text(row["category"]),
                 "class": _text(row["class"]), "image_path": str(image.resolve()),
                 "image_sha256": _text(row["sha256"]) or file_sha256(image),
                 "width_px": _pixels(row["width_px"]), "height_px": _pixels(row["height_px"]),
-                "dimensions_text": _text(row["dimensions_text"]), **{k: _number(row[k]) for k in _DIM_KEYS},
+                "dimensions_text": _text(row["dimensions_text"]), **sizes,
                 "source": _text(row["source"]), "source_url": _text(row["source_url"]),
             }
             db.execute(
