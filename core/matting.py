@@ -30,7 +30,9 @@ class Matting:
     edge ramp applies; enclosed_edge: an enclosed backdrop-coloured patch is an opening only when the product around
     it (within 3 px) is on average at least this far from the backdrop colour. A gap between slats or bars has the
     product's edge around it; a glossy highlight on a white bowl fades smoothly into near-white (measured on the
-    demo photos: highlights 9-10, gaps 22-85)."""
+    demo photos: highlights 9-10, gaps 22-85); blurred_hole_edge: the same for a near-backdrop patch (within 3 ×
+    hole_tol) with no pixel of the backdrop's own colour: only a clearly darker frame (a weave's strands) makes it a
+    hole rather than the soft shading of a white product."""
 
     hole_tol: float = 6.0
     edge_ramp: float = 24.0
@@ -38,6 +40,7 @@ class Matting:
     backdrop_share: float = 0.9
     edge_band: int = 3
     enclosed_edge: float = 16.0
+    blurred_hole_edge: float = 60.0
 
 
 def backdrop_colour(rgb: np.ndarray, settings: Matting = Matting()) -> np.ndarray | None:
@@ -100,13 +103,13 @@ def components(mask: np.ndarray) -> np.ndarray:
         lab = m
 
 
-def _enclosed_highlights(backdrop: np.ndarray, outside: np.ndarray, dist: np.ndarray,
-                         settings: Matting) -> np.ndarray:
-    """Backdrop-coloured patches inside the product that touch no outside pixel and fade smoothly into the product
-    around them (highlights, not openings)."""
-    inner = backdrop & ~outside
+def _enclosed(mask: np.ndarray, outside: np.ndarray, dist: np.ndarray,
+              edge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The patches of mask inside the product that touch no outside pixel, split into openings (the product around
+    them, within 3 px, is on average at least `edge` from the backdrop colour) and highlights (smoother)."""
+    inner = mask & ~outside
     if not inner.any():
-        return inner
+        return inner, inner
     lab = components(inner)
     touching = np.unique(lab[inner & _dilate(outside)])
     # Spread each patch's label 3 px into the product around it, then average the colour distance per label.
@@ -115,15 +118,39 @@ def _enclosed_highlights(backdrop: np.ndarray, outside: np.ndarray, dist: np.nda
         grown = ring_lab
         for s in _shifted(ring_lab, -1):
             grown = np.maximum(grown, s)
-        ring_lab = np.where(backdrop, ring_lab, grown)
-    ring = ~backdrop & (ring_lab >= 0)
+        ring_lab = np.where(mask, ring_lab, grown)
+    ring = ~mask & (ring_lab >= 0)
     size = lab.size
     sums = np.bincount(ring_lab[ring], weights=dist[ring], minlength=size)
     counts = np.bincount(ring_lab[ring], minlength=size)
     mean = np.divide(sums, counts, out=np.full(size, np.inf), where=counts > 0)
-    smooth = mean < settings.enclosed_edge
-    smooth[touching[touching >= 0]] = False
-    return inner & smooth[np.maximum(lab, 0)]
+    enclosed = np.ones(size, bool)
+    enclosed[touching[touching >= 0]] = False
+    key = np.maximum(lab, 0)
+    openings = inner & (enclosed & (mean >= edge))[key]
+    highlights = inner & (enclosed & (mean < edge))[key]
+    return openings, highlights
+
+
+def _open2(mask: np.ndarray) -> np.ndarray:
+    """Morphological opening by a 2×2 square: the pixels of mask covered by some 2×2 block that lies inside it."""
+    core = np.zeros_like(mask)
+    core[:-1, :-1] = mask[:-1, :-1] & mask[1:, :-1] & mask[:-1, 1:] & mask[1:, 1:]
+    out = core.copy()
+    out[1:, :] |= core[:-1, :]
+    out[:, 1:] |= core[:, :-1]
+    out[1:, 1:] |= core[:-1, :-1]
+    return out
+
+
+def _drop_isolated(mask: np.ndarray) -> np.ndarray:
+    """mask without its pixels that have no 4-neighbour in it (single-pixel noise)."""
+    near = np.zeros_like(mask)
+    near[1:] |= mask[:-1]
+    near[:-1] |= mask[1:]
+    near[:, 1:] |= mask[:, :-1]
+    near[:, :-1] |= mask[:, 1:]
+    return mask & near
 
 
 def _ramp(dist: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -141,12 +168,17 @@ def see_through(rgb: np.ndarray, alpha: np.ndarray, *, glass: bool = False,
     img = rgb.astype(np.float32)
     a = alpha.astype(np.float32) / 255.0
     dist = np.abs(img - colour).max(axis=2)
-    # Backdrop pixels are see-through wherever they are: around the product, through its openings. An opening
-    # (erode then dilate) drops specks smaller than 3×3 so that a bright speck on the product stays opaque.
-    backdrop = _dilate(_erode(dist <= settings.hole_tol))
+    # Backdrop pixels are see-through wherever they are: around the product, through its openings. An opening by a
+    # 2×2 square drops single pixels and 1-px lines (a glint on a chrome leg) but keeps a wicker weave's 2-3 px holes.
+    outside = a < 0.5
+    backdrop = _open2(dist <= settings.hole_tol)
     if not glass:  # in clear glass every backdrop-coloured patch is the backdrop seen through it
-        backdrop &= ~_enclosed_highlights(backdrop, a < 0.5, dist, settings)
-    clear = backdrop | (a < 0.5)
+        backdrop &= ~_enclosed(backdrop, outside, dist, settings.enclosed_edge)[1]
+    # Small enclosed holes (a wicker weave's 2-3 px) are blurred by the lens and JPEG: none of their pixels may be
+    # quite the backdrop's colour. Near-backdrop patches with the product's edge all around are openings too; their
+    # pixels get alpha from the ramp below.
+    loose = _drop_isolated(dist <= 3 * settings.hole_tol) & ~backdrop  # 1-px slits between strands count here
+    clear = backdrop | outside | _enclosed(loose, outside, dist, settings.blurred_hole_edge)[0]
     a[backdrop] = 0.0
     # Near a see-through area a pixel is partly backdrop: alpha from how far its colour is from the backdrop's.
     band = _dilate(clear, settings.edge_band) & ~backdrop
@@ -173,3 +205,8 @@ def see_through_image(rgb: Image.Image, mask: Image.Image, *, glass: bool = Fals
     out_rgb, out_a = see_through(np.asarray(rgb.convert("RGB")), np.asarray(mask.convert("L")), glass=glass,
                                  settings=settings)
     return Image.fromarray(np.dstack([out_rgb, out_a]), "RGBA")
+
+
+def opaque_bbox(rgba: Image.Image, threshold: int = 128) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) (exclusive) of the pixels at least `threshold` opaque, or None when there are none."""
+    return rgba.getchannel("A").point(lambda v: 255 if v >= threshold else 0).getbbox()

@@ -42,6 +42,22 @@ def test_grid_gaps_become_transparent_and_bars_stay(backdrop, colour):
     assert (out_a[:, :10] == 0).all()  # outside stays outside
 
 
+def test_small_blurred_weave_holes_open():
+    """A wicker weave: 1-2 px holes whose pixels are blurred a little off the backdrop colour still open."""
+    rgb = np.full((80, 80, 3), 255, np.uint8)
+    rgb[20:60, 20:60] = 50                      # dark strands
+    holes = [(y, x) for y in range(24, 56, 5) for x in range(24, 56, 4)]
+    for y, x in holes:
+        rgb[y:y + 3, x:x + 2] = 243             # 2×3 holes, 12 levels off white: no pixel is quite the backdrop
+    rgb[40:43, 57] = 250                        # a 1-px slit
+    alpha = np.zeros((80, 80), np.uint8)
+    alpha[20:60, 20:60] = 255
+    _, out_a = see_through(rgb, alpha)
+    assert max(out_a[y + 1, x] for y, x in holes) <= 40
+    assert out_a[41, 57] <= 40
+    assert out_a[22, 22] == 255 and out_a[30, 27] == 255  # strands stay
+
+
 def test_glass_gets_partial_alpha_by_closeness_to_the_backdrop():
     rgb = np.full((80, 80, 3), 255, np.uint8)
     rgb[20:60, 20:60] = 225          # the body of a clear glass: slightly darker than the backdrop

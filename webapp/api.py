@@ -22,7 +22,7 @@ bp = Blueprint("api", __name__)
 
 FORMATS = ("json", "png", "mask")
 # Catalogue cut-outs are cropped almost tight so the image width is the product width (true-to-scale room view).
-CATALOGUE_MARGIN = 0.01
+CATALOGUE_MARGIN = catalogue.CUTOUT_MARGIN
 
 
 def _services():
@@ -176,11 +176,14 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
         # the server's fault, not a bad request.
         log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
         raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {row['id']} cannot be read") from exc
-    bbox = pred.detections[0].bbox if pred.detections else None
     refined = matting.see_through_image(decoded.full, pred.mask, glass=catalogue.is_glass(row))
+    # Cropped to the refined alpha, which follows the photo's own edges: the room view reads the product's size and
+    # aspect off the crop.
+    bbox = (matting.opaque_bbox(refined) or pred.detections[0].bbox) if pred.detections else None
     image = imaging.crop(refined, bbox, margin=CATALOGUE_MARGIN)
     meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
-            "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION}
+            "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION,
+            "crop": list(imaging.crop_box(refined.size, bbox, CATALOGUE_MARGIN))}
     png = imaging.png_bytes(image)
     cache.put(row["image_sha256"], key, png, meta)
     return png, meta

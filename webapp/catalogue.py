@@ -18,6 +18,9 @@ from .cache import file_sha256
 
 log = logging.getLogger(__name__)
 
+# Catalogue cut-outs are cropped almost tight (a margin of this fraction of the product's larger side on each side),
+# so the room view can tell the product's own width and aspect from the image's.
+CUTOUT_MARGIN = 0.01
 _DIM_KEYS = ("width_cm", "depth_cm", "height_cm", "diameter_cm")
 _COLUMNS = ("sku", "name", "category", "class", "image_path", "image_sha256", "width_px", "height_px",
             "dimensions_text", *_DIM_KEYS, "source", "source_url")
@@ -225,6 +228,7 @@ def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:
         "dimensions": {"text": row["dimensions_text"], **{k: row[k] for k in _DIM_KEYS}},
         "image_url": url_for("api.product_image", product_id=row["id"]),
         "cutout_url": url_for("api.product_cutout", product_id=row["id"]),
+        "cutout_margin": CUTOUT_MARGIN,
         "page_url": url_for("pages.product", product_id=row["id"]),
         "source_url": row["source_url"],
     }
