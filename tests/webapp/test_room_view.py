@@ -199,6 +199,7 @@ def test_pages_fit_the_screen_with_touch_sized_controls_and_no_serious_axe_viola
     page.wait_for_selector(".pick img")
     page.select_option("#picker-class", "vase")  # the picker filters at once, thumbnails included
     page.wait_for_function("() => [...document.querySelectorAll('.pick .meta')].every(m => m.textContent.startsWith('Vase'))")
+    page.wait_for_function("() => [...document.querySelectorAll('.pick img')].every(i => i.complete && i.naturalWidth > 0)")
     _shot(page, f"{name}-picker")
     assert _small_controls(page) == []
     measured["smallest_control"] = _smallest_control(page)

@@ -97,7 +97,7 @@
 
   // The photo is decoded off-stage and swapped in only once it has loaded: a file that is not an image must leave
   // the current background (camera or photo) as it was, not stop the camera or show a broken image.
-  function showPhoto(src, label) {
+  function showPhoto(src, label, done) {
     const token = ++state.bgToken;
     const img = new Image();
     img.alt = "";
@@ -115,9 +115,11 @@
       state.calibPxPerCm = null;  // a calibration belongs to the picture it was drawn on
       setAspect(img.naturalWidth, img.naturalHeight);
       if (label) say(label);
+      if (done) done();
     };
     img.onerror = () => {
       release();
+      if (done) done();
       if (token !== state.bgToken) return;
       say("That file could not be opened as an image, so the room is unchanged. Try a JPEG, PNG or WebP photo.",
         true);
@@ -257,9 +259,18 @@
     el.classList.toggle("small", wPx < 64 || hPx < 64);
   }
 
-  // A new stage size or background: products not resized by hand keep their real size at the new scale.
+  // A new stage size or background: products not resized by hand keep their real size at the new scale, standing
+  // where they stood (the bottom edge stays put).
   function resizeAll() {
-    state.items.forEach((item) => { if (!item.manual) applySize(item); layout(item); });
+    const s = stageSize();
+    state.items.forEach((item) => {
+      if (!item.manual && s.h) {
+        const base = item.y + (item.w * s.w * item.aspect) / (2 * s.h);
+        applySize(item);
+        item.y = base - (item.w * s.w * item.aspect) / (2 * s.h);
+      }
+      layout(item);
+    });
   }
 
   function select(item) {
@@ -283,7 +294,7 @@
     ctx.drawImage(img, 0, nh * 0.75, nw, nh * 0.25, 6, 6, c.width - 12, c.height - 12);
     ctx.filter = "none";
     ctx.globalCompositeOperation = "source-in";
-    ctx.fillStyle = "rgba(0, 0, 0, 0.6)";
+    ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
     ctx.fillRect(0, 0, c.width, c.height);
     return c;
   }
@@ -302,28 +313,46 @@
     return true;
   }
 
-  // A free spot on the floor (the lower part of the picture) for a new item: as far as possible from the feet of
-  // the items already placed, preferring the middle; the item then stands with its base on that spot.
+  // The item's box in stage fractions.
+  function box(it, s) {
+    const h = (it.w * s.w * it.aspect) / (s.h || 1);
+    return { x0: it.x - it.w / 2, x1: it.x + it.w / 2, y0: it.y - h / 2, y1: it.y + h / 2 };
+  }
+
+  // A free spot on the floor (the lower part of the picture) for a new item: the base position whose box overlaps
+  // the items already placed least, inside the picture, preferring the middle; the item stands on that spot.
   function freeSpot(item) {
     const s = stageSize();
     const hFrac = (item.w * s.w * item.aspect) / (s.h || 1);
-    const feet = state.items.filter((it) => it !== item).map((it) => ({
-      x: it.x, y: it.y + (it.w * s.w * it.aspect) / (2 * (s.h || 1)), half: it.w / 2,
-    }));
+    const others = state.items.filter((it) => it !== item).map((it) => box(it, s));
+    const half = Math.min(item.w / 2, 0.5);
     let best = null;
-    for (let bx = 0.15; bx <= 0.851; bx += 0.05) {
-      for (let by = 0.7; by <= 0.951; by += 0.05) {
-        let room = 2;
-        feet.forEach((f) => {
-          const gap = Math.max(0, Math.abs(bx - f.x) - f.half - item.w / 2);
-          room = Math.min(room, gap + Math.abs(by - f.y) * 0.5);
+    for (let x = half; x <= 1 - half + 1e-9; x += 0.025) {
+      for (let base = 0.72; base <= 0.97 + 1e-9; base += 0.025) {
+        const y0 = Math.max(0, base - hFrac);
+        let overlap = 0;
+        others.forEach((o) => {
+          const ox = Math.max(0, Math.min(x + item.w / 2, o.x1) - Math.max(x - item.w / 2, o.x0));
+          const oy = Math.max(0, Math.min(base, o.y1) - Math.max(y0, o.y0));
+          overlap += ox * oy;
         });
-        const score = room - 0.15 * Math.abs(bx - 0.5) - 0.05 * Math.abs(by - 0.85);
-        if (!best || score > best.score) best = { score, x: bx, y: by };
+        const cost = overlap / Math.max(item.w * hFrac, 1e-6) + 0.1 * Math.abs(x - 0.5) + 0.05 * Math.abs(base - 0.88);
+        if (!best || cost < best.cost) best = { cost, x, base };
       }
     }
-    item.x = best.x;
-    item.y = Math.max(hFrac / 2 + 0.01, best.y - hFrac / 2);
+    item.x = best ? best.x : 0.5;
+    item.y = Math.max(hFrac / 2, (best ? best.base : 0.88) - hFrac / 2);
+  }
+
+  // A new item goes in front of those standing behind it (a higher base in the picture is farther away).
+  function stackByDepth(item) {
+    const s = stageSize();
+    const base = (it) => box(it, s).y1;
+    const rest = state.items.filter((it) => it !== item);
+    const at = rest.findIndex((it) => base(it) > base(item));
+    rest.splice(at < 0 ? rest.length : at, 0, item);
+    state.items = rest;
+    state.items.forEach((it) => overlays.appendChild(it.el));
   }
 
   function sizeText(product) {
@@ -386,6 +415,7 @@
         bindItem(item);
         applySize(item);
         freeSpot(item);
+        stackByDepth(item);
         layout(item);
         select(item);
         say(item.size.known
@@ -682,7 +712,6 @@
       const img = document.createElement("img");
       img.src = p.image_url;
       img.alt = "";
-      img.loading = "lazy";
       const name = document.createElement("span");
       name.className = "name";
       name.textContent = p.name;
@@ -732,12 +761,16 @@
   window.addEventListener("resize", resizeAll);
   window.RoomFit = Object.freeze({ addProduct });
   const initial = JSON.parse(app.dataset.products || "[]");
+  // The products of the link are placed once the first room is shown: where the floor is and the default scale
+  // depend on the picture's size. One after another, so each finds a free spot among those already placed.
+  const placeInitial = () => initial.reduce((prev, p) => prev.then(() => addProduct(p.cutout_url, p)),
+    Promise.resolve());
   if (rooms.length) {
-    showPhoto(rooms[0]);
+    showPhoto(rooms[0], "", placeInitial);
   } else {
     setAspect(4, 3);
+    placeInitial();
   }
-  initial.forEach((p) => addProduct(p.cutout_url, p));
   loadPicker();
   select(null);
   if (!initial.length) {
