@@ -87,6 +87,19 @@ def test_cutout_is_rgba_cached_on_disk_and_conditional(app, client, tmp_path):
     assert client.get(f"/api/products/{pid}/cutout.png").data == b"served from cache"
 
 
+def test_glass_products_get_their_own_cutout_key(app):
+    from core.matting import MATTING_VERSION
+    from webapp.api import cutout_key
+    from webapp.catalogue import is_glass
+
+    seg = app.extensions["roomfit"].segmenter.get()
+    glass = {"name": "IVRIG Clear glass", "category": "Red wine glass", "class": "wine-glass"}
+    chair = {"name": "BERNHARD Chair", "category": "Chair", "class": "chair"}
+    assert is_glass(glass) and not is_glass(chair)
+    assert cutout_key(seg, glass) == f"{seg.model_hash}-m{MATTING_VERSION}g"
+    assert cutout_key(seg, chair) == f"{seg.model_hash}-m{MATTING_VERSION}"
+
+
 def test_cutout_404_and_503(make_app, tmp_path, client):
     assert client.get("/api/products/99999/cutout.png").status_code == 404
     no_model = make_app(MODEL_DIR=str(tmp_path / "none")).test_client()

@@ -364,6 +364,14 @@ def test_stated_size_is_drawn_true_to_scale_front_and_three_quarter(box_server, 
     page.goto(f"{box_server}/room?{ids}")
     _wait_items(page, 2)
     page.wait_for_function("() => document.getElementById('room-photo').naturalWidth > 0")
+    if viewport is DESKTOP:  # room for both side by side: the second must not land on the first
+        boxes = [el.bounding_box() for el in page.locator(".item").all()]
+        a, b = boxes
+        overlap = max(0.0, min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"]))
+        assert overlap < 0.1 * min(a["width"], b["width"]), boxes
+        stage_box = page.locator("#stage").bounding_box()
+        for bx in boxes:  # standing on the floor: the lower part of the picture
+            assert bx["y"] + bx["height"] > stage_box["y"] + 0.65 * stage_box["height"]
     # Known calibration: a 100 px line is 50 cm (2 px a cm).
     stage = page.locator("#stage").bounding_box()
     page.click("#btn-calibrate")

@@ -43,7 +43,8 @@
     chair: 50, couch: 200, bed: 140, vase: 15, bowl: 20, cup: 9, "wine-glass": 8, "potted-plant": 25,
   };
   const TYPICAL_HEIGHT_CM = { chair: 85, couch: 80, bed: 95 };
-  const SHADOW = { top: 0.9, height: 0.16 };  // the shadow strip, relative to the item's box (as in the CSS)
+  const SHADOW = { top: 0.9, height: 0.16 };
+  const BASE = 0.9;  // where new products stand: this far down the picture (the floor near the camera)  // the shadow strip, relative to the item's box (as in the CSS)
 
   function say(text, isError) {
     message.textContent = text;
@@ -271,6 +272,7 @@
       }
       layout(item);
     });
+    arrangeRow();
   }
 
   function select(item) {
@@ -336,12 +338,31 @@
           const oy = Math.max(0, Math.min(base, o.y1) - Math.max(y0, o.y0));
           overlap += ox * oy;
         });
-        const cost = overlap / Math.max(item.w * hFrac, 1e-6) + 0.1 * Math.abs(x - 0.5) + 0.05 * Math.abs(base - 0.88);
+        const cost = overlap / Math.max(item.w * hFrac, 1e-6) + 0.1 * Math.abs(x - 0.5) + 0.05 * Math.abs(base - BASE);
         if (!best || cost < best.cost) best = { cost, x, base };
       }
     }
     item.x = best ? best.x : 0.5;
-    item.y = Math.max(hFrac / 2, (best ? best.base : 0.88) - hFrac / 2);
+    item.y = Math.max(hFrac / 2, (best ? best.base : BASE) - hFrac / 2);
+  }
+
+  // Items nobody has moved yet stand side by side along the floor while they fit across the picture (the first
+  // product placed in the middle would otherwise leave no room for a second); returns false when they do not fit.
+  function arrangeRow() {
+    const s = stageSize();
+    const row = state.items.filter((it) => it.auto);
+    const gap = 0.02;
+    const total = row.reduce((sum, it) => sum + it.w, 0) + gap * (row.length - 1);
+    if (total > 0.98) return false;
+    let x = 0.5 - total / 2;
+    row.forEach((it) => {
+      const h = (it.w * s.w * it.aspect) / (s.h || 1);
+      it.x = x + it.w / 2;
+      it.y = Math.max(h / 2, BASE - h / 2);
+      x += it.w + gap;
+      layout(it);
+    });
+    return true;
   }
 
   // A new item goes in front of those standing behind it (a higher base in the picture is farther away).
@@ -385,6 +406,7 @@
         const pad = ((product.cutout_margin || 0) * Math.max(nw, nh)) / (1 + 2 * (product.cutout_margin || 0));
         const item = {
           id: state.nextId++, product, img, aspect, x: 0.5, y: 0.7, w: 0.3, rot: 0, flip: false, manual: false,
+          auto: true,  // placed by the app, not moved by hand yet
           size: pictureWidthCm(product, (nh - 2 * pad) / (nw - 2 * pad)), padFrac: nw / (nw - 2 * pad),
         };
         const el = document.createElement("div");
@@ -414,7 +436,10 @@
         state.items.push(item);
         bindItem(item);
         applySize(item);
-        freeSpot(item);
+        if (!arrangeRow()) {
+          item.auto = false;
+          freeSpot(item);
+        }
         stackByDepth(item);
         layout(item);
         select(item);
@@ -514,6 +539,7 @@
         item.x = gesture.x + (e.clientX - start[0].x) / s.w;
         item.y = gesture.y + (e.clientY - start[0].y) / s.h;
       }
+      item.auto = false;
       layout(item);
     });
 
@@ -555,6 +581,7 @@
       }[e.key];
       if (!handled) return;
       e.preventDefault();
+      item.auto = false;
       handled();
       if (state.items.includes(item)) layout(item);
     });
@@ -636,6 +663,7 @@
     state.calibPxPerCm = Math.hypot(line.x2 - line.x1, line.y2 - line.y1) / cover().scale / cm;
     endCalibration();
     state.items.forEach((item) => { applySize(item); layout(item); });
+    arrangeRow();
     const unknown = state.items.filter((it) => !it.size.known).length;
     const snapped = state.items.length - unknown;
     say("Scale set: 1 m = " + Math.round(pxPerCm() * 100) + " px. " + snapped + " product(s) at real size"
