@@ -101,6 +101,31 @@ def parse_dimensions(text: str | None) -> Dimensions:
     return dims
 
 
+# A lone size ("20 cm") means different things by product type: the diameter of round things, the height of a vase.
+# Matched against the lower-cased shop category; types not listed keep the text only (a shelf's "80 cm" is its width,
+# a lamp's its height: no guessing).
+_SINGLE_SIZE_BY_TYPE = (("vase", "height_cm"), ("bowl", "diameter_cm"), ("plant pot", "diameter_cm"),
+                        ("plate", "diameter_cm"), ("pot", "diameter_cm"))
+# Volumes ("30 cl", "0.5 l") are capacities, not sizes.
+_VOLUME = re.compile(r"\d\s*(?:cl|ml|dl|l|litre|liter|oz)\b", re.IGNORECASE)
+
+
+def parse_product_size(text: str | None, category: str | None) -> Dimensions:
+    """parse_dimensions, plus a lone size read by product type (diameter of a bowl or pot, height of a vase);
+    volumes such as '30 cl' give no size."""
+    if text and _VOLUME.search(text):
+        return Dimensions(text=text)
+    dims = parse_dimensions(text)
+    if any((dims.width_cm, dims.depth_cm, dims.height_cm, dims.diameter_cm)) or not text:
+        return dims
+    m = re.fullmatch(r"\s*(\d+(?:[.,]\d+)?)\s*cm\s*", text)
+    kind = (category or "").lower()
+    key = next((k for word, k in _SINGLE_SIZE_BY_TYPE if word in kind), None)
+    if m and key:
+        setattr(dims, key, float(m.group(1).replace(",", ".")))
+    return dims
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, streamed."""
     h = hashlib.sha256()

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
-from core import images
+from core import images, matting
 
 from . import catalogue, imaging, openapi
 from .db import get_db
@@ -22,7 +22,7 @@ bp = Blueprint("api", __name__)
 
 FORMATS = ("json", "png", "mask")
 # Catalogue cut-outs are cropped almost tight so the image width is the product width (true-to-scale room view).
-CATALOGUE_MARGIN = 0.01
+CATALOGUE_MARGIN = catalogue.CUTOUT_MARGIN
 
 
 def _services():
@@ -150,11 +150,21 @@ def _product_or_404(product_id: int) -> sqlite3.Row:
     return row
 
 
+def cutout_key(seg: Segmenter, row: sqlite3.Row) -> str:
+    """Cache key part of a catalogue cut-out besides the photo: what the model serves, plus the see-through
+    refinement's version and whether it treated the product as glass (cut-outs made otherwise are not reused)."""
+    return f"{seg.model_hash}-m{matting.MATTING_VERSION}{'g' if catalogue.is_glass(row) else ''}"
+
+
 def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
-    """A catalogue product's cut-out PNG and detection info, from the cache or computed and cached."""
+    """A catalogue product's cut-out PNG and detection info, from the cache or computed and cached.
+
+    Catalogue cut-outs are made once, so they get the slower see-through refinement (core.matting) at the photo's
+    resolution: openings and glass show what is behind them, edges carry no backdrop fringe."""
     seg = ready_segmenter()
     cache = _services().cache
-    hit = cache.get(row["image_sha256"], seg.model_hash)
+    key = cutout_key(seg, row)
+    hit = cache.get(row["image_sha256"], key)
     if hit is not None:
         return hit
     try:
@@ -166,12 +176,16 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
         # the server's fault, not a bad request.
         log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
         raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {row['id']} cannot be read") from exc
-    bbox = pred.detections[0].bbox if pred.detections else None
-    image = imaging.cutout(decoded.full, pred.mask, bbox, margin=CATALOGUE_MARGIN)
+    refined = matting.see_through_image(decoded.full, pred.mask, glass=catalogue.is_glass(row))
+    # Cropped to the refined alpha, which follows the photo's own edges: the room view reads the product's size and
+    # aspect off the crop.
+    bbox = (matting.opaque_bbox(refined) or pred.detections[0].bbox) if pred.detections else None
+    image = imaging.crop(refined, bbox, margin=CATALOGUE_MARGIN)
     meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
-            "width": image.width, "height": image.height}
+            "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION,
+            "crop": list(imaging.crop_box(refined.size, bbox, CATALOGUE_MARGIN))}
     png = imaging.png_bytes(image)
-    cache.put(row["image_sha256"], seg.model_hash, png, meta)
+    cache.put(row["image_sha256"], key, png, meta)
     return png, meta
 
 
@@ -223,7 +237,7 @@ def product_cutout(product_id: int) -> Response:
     png, meta = cached_cutout(row)
     resp = Response(png, mimetype="image/png")
     resp.headers["X-Detected-Class"] = meta["detections"][0]["label"] if meta["detections"] else "none"
-    resp.set_etag(f"{row['image_sha256'][:16]}-{ready_segmenter().model_hash}")
+    resp.set_etag(f"{row['image_sha256'][:16]}-{cutout_key(ready_segmenter(), row)}")
     resp.cache_control.public = True
     resp.cache_control.max_age = 3600
     return resp.make_conditional(request)

@@ -12,10 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from core.manifest import parse_product_size
+
 from .cache import file_sha256
 
 log = logging.getLogger(__name__)
 
+# Catalogue cut-outs are cropped almost tight (a margin of this fraction of the product's larger side on each side),
+# so the room view can tell the product's own width and aspect from the image's.
+CUTOUT_MARGIN = 0.01
 _DIM_KEYS = ("width_cm", "depth_cm", "height_cm", "diameter_cm")
 _COLUMNS = ("sku", "name", "category", "class", "image_path", "image_sha256", "width_px", "height_px",
             "dimensions_text", *_DIM_KEYS, "source", "source_url")
@@ -151,12 +156,17 @@ def import_file(db: sqlite3.Connection, source: Path, *, include_unclassified: b
             if not row["class"] and not include_unclassified:
                 stats.skipped += 1
                 continue
+            sizes = {k: _number(row[k]) for k in _DIM_KEYS}
+            if not any(sizes.values()) and _text(row["dimensions_text"]):
+                # Only the shop's text (products.csv's size column, a manifest without parsed values): read it.
+                parsed = parse_product_size(_text(row["dimensions_text"]), _text(row["category"]))
+                sizes = {k: getattr(parsed, k) for k in _DIM_KEYS}
             values = {
                 "sku": str(row["sku"]), "name": str(row["name"] or row["sku"]), "category": _text(row["category"]),
                 "class": _text(row["class"]), "image_path": str(image.resolve()),
                 "image_sha256": _text(row["sha256"]) or file_sha256(image),
                 "width_px": _pixels(row["width_px"]), "height_px": _pixels(row["height_px"]),
-                "dimensions_text": _text(row["dimensions_text"]), **{k: _number(row[k]) for k in _DIM_KEYS},
+                "dimensions_text": _text(row["dimensions_text"]), **sizes,
                 "source": _text(row["source"]), "source_url": _text(row["source_url"]),
             }
             db.execute(
@@ -204,6 +214,12 @@ def class_counts(db: sqlite3.Connection) -> list[tuple[str, int]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def is_glass(row: sqlite3.Row) -> bool:
+    """Whether the shop describes the product as glass (its cut-out then lets the room show through, dimmed)."""
+    text = " ".join(str(row[k] or "") for k in ("name", "category", "class")).lower()
+    return "glass" in text
+
+
 def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:
     """Public JSON form of a product row (no file-system paths)."""
     return {
@@ -212,6 +228,7 @@ def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:
         "dimensions": {"text": row["dimensions_text"], **{k: row[k] for k in _DIM_KEYS}},
         "image_url": url_for("api.product_image", product_id=row["id"]),
         "cutout_url": url_for("api.product_cutout", product_id=row["id"]),
+        "cutout_margin": CUTOUT_MARGIN,
         "page_url": url_for("pages.product", product_id=row["id"]),
         "source_url": row["source_url"],
     }

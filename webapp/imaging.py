@@ -47,9 +47,22 @@ def cutout(rgb: Image.Image, mask: Image.Image, bbox: tuple[int, int, int, int] 
     """RGBA cut-out of the product: the photo with the mask as alpha, cropped to bbox plus a margin when given."""
     rgba = rgb.convert("RGBA")
     rgba.putalpha(mask)
+    return crop(rgba, bbox, margin)
+
+
+def crop_box(size: tuple[int, int], bbox: tuple[int, int, int, int] | None,
+             margin: float = CROP_MARGIN) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) that crop() cuts from an image of size (w, h): bbox plus the margin, within the image."""
+    w, h = size
     if bbox is None:
-        return rgba
+        return 0, 0, w, h
     x0, y0, x1, y1 = bbox
     pad = int(round(max(x1 - x0, y1 - y0) * margin))
-    w, h = rgba.size
-    return rgba.crop((max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)))
+    return max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
+
+
+def crop(rgba: Image.Image, bbox: tuple[int, int, int, int] | None, margin: float = CROP_MARGIN) -> Image.Image:
+    """The image cropped to bbox plus a margin (a fraction of the larger side), or itself when bbox is None."""
+    if bbox is None:
+        return rgba
+    return rgba.crop(crop_box(rgba.size, bbox, margin))

@@ -96,6 +96,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "height_cm": {"type": "number", "nullable": True},
                 "diameter_cm": {"type": "number", "nullable": True}}},
             "image_url": {"type": "string"}, "cutout_url": {"type": "string"}, "page_url": {"type": "string"},
+            "cutout_margin": {"type": "number", "description": "the cut-out's crop margin around the product on "
+                              "each side, as a fraction of the product's larger side"},
             "source_url": {"type": "string", "nullable": True},
         },
     },

@@ -55,7 +55,16 @@ def product(product_id: int) -> str:
         detection = meta["detections"][0] if meta["detections"] else None
     except ApiError as exc:
         model_error = exc.message
-    return render_template("product.html", product=row, detection=detection, model_error=model_error)
+    # The model's own label and probability are for developers (?dev=1, and the API): a shopper sees the catalogue's
+    # category, which a confident-looking wrong guess would only contradict.
+    dev = request.args.get("dev") == "1"
+    return render_template("product.html", product=row, detection=detection, model_error=model_error, dev=dev)
+
+
+@bp.app_template_filter("shopper_class")
+def shopper_class(name: str | None) -> str:
+    """A model class as a shopper reads it ('wine-glass' -> 'Wine glass'); empty for None."""
+    return (name or "").replace("-", " ").capitalize()
 
 
 def sample_rooms() -> list[str]:

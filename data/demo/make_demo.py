@@ -1,6 +1,7 @@
 """Rebuild the bundled demo catalogue from the IKEA dataset (a maintainer script; the app never runs it).
 
-    .venv/bin/python data/demo/make_demo.py [--manifest data/ikea/manifest.jsonl] [--ikea ../shared/data/ikea]
+    PYTHONPATH=. .venv/bin/python data/demo/make_demo.py [--manifest data/ikea/manifest.jsonl] [--ikea ../shared/data/ikea]
+    PYTHONPATH=. .venv/bin/python data/demo/make_demo.py --refresh   # names and sizes only, same products and photos
 
 Picks a few products of every class (distinct product names, ones with known sizes first), copies their photos to
 images/, writes catalogue.jsonl in the scraper's manifest format (paths relative to it), and copies a few sample
@@ -18,13 +19,46 @@ from pathlib import Path
 
 from PIL import Image
 
+from core.manifest import parse_product_size
+
 log = logging.getLogger("make_demo")
 HERE = Path(__file__).resolve().parent
 PER_CLASS = {"chair": 7, "couch": 6, "bed": 6, "vase": 5, "bowl": 5, "cup": 5, "wine-glass": 3, "potted-plant": 5}
-# A single size IKEA gives for round things is their diameter; for a vase it is the height.
-SINGLE_SIZE_MEANS = {"bowl": "diameter_cm", "potted-plant": "diameter_cm", "vase": "height_cm"}
 ROOMS = ["Living Room", "Bedroom", "Dining", "Home Office"]
 ROOM_MAX_WIDTH = 1280
+# The dataset lost every non-ASCII letter of IKEA's names ("BRJE" for BÖRJE), and "KUNGSHOLMEN,KUNGS" lost its
+# last letter with them. The shipped products' names restored from IKEA's own spelling of these product ranges
+# (written out by hand: the dataset's source pages are not reachable from here); a name not listed is kept as is.
+NAME_FIXES = {
+    "LILLHJDEN": "LILLHÖJDEN", "NORRKER": "NORRÅKER", "BRJE": "BÖRJE", "KUNGSHOLMEN,KUNGS": "KUNGSHOLMEN/KUNGSÖ",
+    "PPLAR,HLL": "ÄPPLARÖ/HÅLLÖ", "IKEA PS LVS": "IKEA PS LÖVÅS", "SVRTA": "SVÄRTA", "SOCKERRT": "SOCKERÄRT",
+    "BEGRLIG": "BEGÄRLIG", "FRSIKTIGT": "FÖRSIKTIGT", "RGKORN": "RÅGKORN", "JUJUBR": "JUJUBÄR",
+    "IKEA PS FEJ": "IKEA PS FEJÖ",
+}
+COLOUR_FIXES = {"Grsbo": "Gräsbo"}
+
+
+def shop_title(name: str | None, colour: str | None) -> str | None:
+    """'NAME colour' as a shopper reads it: restored letters, and a space after each comma of the colour list."""
+    name = NAME_FIXES.get((name or "").strip(), (name or "").strip())
+    colour = re.sub(r"\s*,\s*", ", ", (colour or "").strip())
+    for wrong, right in COLOUR_FIXES.items():
+        colour = re.sub(rf"\b{wrong}\b", right, colour)
+    return " ".join(x for x in (name, colour) if x) or None
+
+
+def refresh(ikea: Path) -> None:
+    """Rewrite catalogue.jsonl's names and sizes from products.csv, keeping its products and photos."""
+    rows = {row["id"]: row for row in csv.DictReader(open(ikea / "products.csv", encoding="utf-8"))}
+    lines = []
+    for line in (HERE / "catalogue.jsonl").read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        row = rows.get(rec["id"], {})
+        rec["title"] = shop_title(row.get("name"), row.get("color")) or rec.get("title")
+        rec["dimensions"] = vars(parse_product_size(row.get("size") or None, rec.get("category")))
+        lines.append(json.dumps(rec, ensure_ascii=False))
+    (HERE / "catalogue.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.info("refreshed %d products", len(lines))
 
 
 def _single_cm(text: str | None) -> float | None:
@@ -62,8 +96,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", type=Path, default=HERE.parent / "ikea" / "manifest.jsonl")
     ap.add_argument("--ikea", type=Path, default=HERE.parent.parent.parent / "shared" / "data" / "ikea")
+    ap.add_argument("--refresh", action="store_true", help="only rewrite names and sizes of the shipped products")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.refresh:
+        refresh(args.ikea)
+        return
     names = {row["id"]: row for row in csv.DictReader(open(args.ikea / "products.csv", encoding="utf-8"))}
 
     images = HERE / "images"
@@ -75,12 +113,9 @@ def main() -> None:
         src = src if src.is_absolute() else (args.manifest.resolve().parent / src)
         shutil.copyfile(src, images / f"{rec['id']}.jpg")
         row = names.get(rec["id"], {})
-        dims = dict(rec["dimensions"])
-        key = SINGLE_SIZE_MEANS.get(rec["class"])
-        if key and not any(dims.get(k) for k in ("width_cm", "depth_cm", "height_cm", "diameter_cm")):
-            dims[key] = _single_cm(dims.get("text"))
+        dims = vars(parse_product_size(row.get("size") or rec["dimensions"].get("text"), rec.get("category")))
         rec.update(path=f"images/{rec['id']}.jpg", dimensions=dims,
-                   title=" ".join(x for x in (row.get("name"), row.get("color")) if x) or rec.get("title"))
+                   title=shop_title(row.get("name"), row.get("color")) or rec.get("title"))
         lines.append(json.dumps(rec, ensure_ascii=False))
     (HERE / "catalogue.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     log.info("wrote %d products", len(lines))

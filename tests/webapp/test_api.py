@@ -75,12 +75,29 @@ def test_cutout_is_rgba_cached_on_disk_and_conditional(app, client, tmp_path):
     assert np.asarray(cut)[..., 3].max() == 255
     cached = list((tmp_path / "cache").rglob("*.png"))
     assert len(cached) == 1
-    # The key is image sha256 + model hash: the folder is the model hash, the file the image hash.
-    assert cached[0].parent.name == app.extensions["roomfit"].segmenter.get().model_hash
+    # The key is image sha256 + model hash + see-through refinement version: the folder is the model hash with the
+    # refinement's version, the file the image hash.
+    from core.matting import MATTING_VERSION
+
+    model_hash = app.extensions["roomfit"].segmenter.get().model_hash
+    assert cached[0].parent.name == f"{model_hash}-m{MATTING_VERSION}"
     again = client.get(f"/api/products/{pid}/cutout.png", headers={"If-None-Match": resp.headers["ETag"]})
     assert again.status_code == 304
     cached[0].write_bytes(b"served from cache")
     assert client.get(f"/api/products/{pid}/cutout.png").data == b"served from cache"
+
+
+def test_glass_products_get_their_own_cutout_key(app):
+    from core.matting import MATTING_VERSION
+    from webapp.api import cutout_key
+    from webapp.catalogue import is_glass
+
+    seg = app.extensions["roomfit"].segmenter.get()
+    glass = {"name": "IVRIG Clear glass", "category": "Red wine glass", "class": "wine-glass"}
+    chair = {"name": "BERNHARD Chair", "category": "Chair", "class": "chair"}
+    assert is_glass(glass) and not is_glass(chair)
+    assert cutout_key(seg, glass) == f"{seg.model_hash}-m{MATTING_VERSION}g"
+    assert cutout_key(seg, chair) == f"{seg.model_hash}-m{MATTING_VERSION}"
 
 
 def test_cutout_404_and_503(make_app, tmp_path, client):

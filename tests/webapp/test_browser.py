@@ -87,11 +87,11 @@ def test_gallery_to_room_with_camera_drag_resize_snapshot(live_server, browser):
         page.select_option("#class-filter", "chair")  # gallery.js submits the filter on change
     assert "class=chair" in page.url
     cards = page.locator(".card")
-    assert cards.count() == 2 and "chair" in cards.first.inner_text()
+    assert cards.count() == 2 and "Chair" in cards.first.inner_text()  # the shop's category
 
     cards.filter(has_text="BERNHARD").locator("a").click()
     page.wait_for_selector("#cutout")
-    assert "chair" in page.inner_text("#detected")
+    assert "Chair" in page.inner_text("#category")
     page.wait_for_function("() => document.getElementById('cutout').naturalWidth > 0")
 
     page.click("#view-in-room")
@@ -109,8 +109,9 @@ def test_gallery_to_room_with_camera_drag_resize_snapshot(live_server, browser):
     assert moved["w"] == pytest.approx(before["w"], abs=1e-3)
 
     handle = page.locator(".item .handle.resize").bounding_box()
+    assert handle["width"] >= 44 and handle["height"] >= 44  # a fingertip's target
     hx, hy = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-    _drag(page, hx, hy, hx + 80, hy + 80)
+    _drag(page, hx, hy, hx + 80, hy - 80)  # the handle sits at the top right corner: away from the centre
     resized = _item(page)
     assert resized["w"] > moved["w"] * 1.2
 
@@ -174,10 +175,14 @@ def test_room_photo_fallback_when_camera_refused_and_calibration(live_server, br
     page.click("#calib-form button[type=submit]")
     page.wait_for_function("() => document.getElementById('message').textContent.includes('Scale set')")
     state = _item(page)
-    assert state["w"] * stage["width"] == pytest.approx(400, rel=0.02)
+    # The product's own width (the cut-out's crop margin left out).
+    width = float(page.locator(".item").first.get_attribute("data-product-width-px"))
+    assert width == pytest.approx(400, rel=0.02)
+    assert page.locator(".item").first.get_attribute("data-size") == "real"
 
     chair = page.request.get(live_server + "/api/products?q=BERNHARD").json()["products"][0]
-    page.select_option("#add-product", str(chair["id"]))  # several products at once
+    page.click("#btn-add")  # several products at once, from the picker's thumbnails
+    page.click(f".pick[data-product-id='{chair['id']}']")
     page.wait_for_function("() => document.querySelectorAll('.item').length === 2")
 
     shot = _snapshot(page)

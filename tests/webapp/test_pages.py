@@ -39,7 +39,11 @@ def test_product_page_shows_photo_cutout_and_detected_class(client):
     pid = client.get("/api/products?q=BERNHARD").get_json()["products"][0]["id"]
     html = client.get(f"/products/{pid}").get_data(as_text=True)
     assert f"/api/products/{pid}/image" in html and f"/api/products/{pid}/cutout.png" in html
-    assert re.search(r'id="detected">\s*<b>chair</b>', html)
+    # A shopper sees the catalogue's category and no model confidence; the developer view shows the model's label.
+    assert re.search(r'id="category">Chair<', html)
+    assert 'id="detected"' not in html and "%" not in re.sub(r"<[^>]+>", "", html.split("<main>")[1])
+    dev = client.get(f"/products/{pid}?dev=1").get_data(as_text=True)
+    assert re.search(r'id="detected">\s*<b>chair</b>', dev)
     assert f'href="/room?product={pid}"' in html
     assert client.get("/products/99999").status_code == 404
 

@@ -1,5 +1,7 @@
-// Room view: a camera feed or room photo with draggable, resizable, rotatable, flippable product cut-outs,
-// a contact shadow under each, true-to-scale calibration and a PNG snapshot. No libraries, no inline code (CSP).
+// Room view: a camera feed or room photo with draggable, resizable, rotatable, flippable product cut-outs, a
+// contact shadow that follows each product's footprint, true-to-scale sizing and a PNG snapshot. No libraries, no
+// inline code (CSP). window.RoomFit.addProduct(cutoutUrl, meta) places any cut-out (the catalogue's, or later an
+// uploaded one) given its metadata.
 "use strict";
 (function () {
   const app = document.getElementById("room-app");
@@ -10,28 +12,39 @@
   const video = document.getElementById("camera");
   let photo = document.getElementById("room-photo");  // replaced by each newly loaded room photo
   const message = document.getElementById("message");
-  const picker = document.getElementById("add-product");
   const calibSvg = document.getElementById("calibration");
   const calibLine = document.getElementById("calib-line");
   const calibForm = document.getElementById("calib-form");
   const calibCm = document.getElementById("calib-cm");
+  const controls = document.getElementById("item-controls");
 
   // Positions are fractions of the stage size, so they survive resizes and map directly onto the snapshot.
   const state = {
-    items: [],            // {id, product, img, el, aspect, x, y, w, rot, flip}
+    items: [],            // {id, product, img, el, shadow, aspect, x, y, w, rot, flip, manual}
     selected: null,
     background: null,     // "camera" | "photo" | null
     stream: null,
-    pxPerCm: null,        // calibration, in stage pixels of the current stage width...
-    calibWidth: null,     // ...measured at this stage width
+    calibPxPerCm: null,   // calibration, in pixels of the background picture per cm (survives stage resizes)
     nextId: 1,
     bgToken: 0,           // bumped on every background change, so a late-loading one cannot win
     calibrating: false,
   };
-  const SHADOW_HEIGHT = 0.14;  // contact shadow height relative to the item's height
-  const MIN_W = 0.03;
-  const SNAPSHOT_MAX = 2560;  // longest side of the snapshot PNG, px
+  const MIN_W = 0.02;
   const MAX_W = 3;
+  const SNAPSHOT_MAX = 2560;  // longest side of the snapshot PNG, px
+  // Before calibration: the picture's longer side is taken to span 3.8 m where products stand (a phone camera's
+  // field of view ~3 m away). Using the longer side keeps portrait photos (a narrow view) in proportion too.
+  const DEFAULT_VIEW_CM = 380;
+  // Shop photos are taken from a little above: the camera elevation assumed when reading a cut-out's aspect.
+  const ELEVATION = (15 * Math.PI) / 180;
+  // For products without stated size: typical widths (drawn, and marked "size unknown"), and typical heights used to
+  // read a three-quarter view when only width and depth are stated.
+  const TYPICAL_WIDTH_CM = {
+    chair: 50, couch: 200, bed: 140, vase: 15, bowl: 20, cup: 9, "wine-glass": 8, "potted-plant": 25,
+  };
+  const TYPICAL_HEIGHT_CM = { chair: 85, couch: 80, bed: 95 };
+  const SHADOW = { top: 0.9, height: 0.16 };
+  const BASE = 0.9;  // where new products stand: this far down the picture (the floor near the camera)  // the shadow strip, relative to the item's box (as in the CSS)
 
   function say(text, isError) {
     message.textContent = text;
@@ -45,12 +58,34 @@
 
   // ---- background: sample room, uploaded photo or camera ----------------------------------------------------------
 
+  function backgroundSize() {
+    if (state.background === "camera" && video.videoWidth) return { w: video.videoWidth, h: video.videoHeight };
+    if (state.background === "photo" && photo.naturalWidth) return { w: photo.naturalWidth, h: photo.naturalHeight };
+    return null;
+  }
+
+  // The background fills the stage like CSS object-fit: cover. A phone's stage is taller than a landscape photo,
+  // so its sides are cropped: scale is stage px per background px, (x, y) the visible part's corner in background px.
+  function cover() {
+    const s = stageSize();
+    const bg = backgroundSize() || { w: s.w, h: s.h };
+    const scale = Math.max(s.w / bg.w, s.h / bg.h) || 1;
+    return { scale, x: (bg.w - s.w / scale) / 2, y: (bg.h - s.h / scale) / 2, w: s.w / scale, h: s.h / scale, bg };
+  }
+
+  // Stage pixels per cm where products stand: calibrated, or estimated from the picture's size and orientation.
+  function pxPerCm() {
+    const c = cover();
+    const perBgPx = state.calibPxPerCm || Math.max(c.bg.w, c.bg.h) / DEFAULT_VIEW_CM;
+    return perBgPx * c.scale;
+  }
+
   function setAspect(width, height) {
     if (width > 0 && height > 0) {
       stage.style.aspectRatio = width + " / " + height;
       stage.style.setProperty("--aspect", String(width / height));  // keeps the whole stage on screen (CSS)
     }
-    layoutAll();
+    resizeAll();
   }
 
   function stopCamera() {
@@ -63,7 +98,7 @@
 
   // The photo is decoded off-stage and swapped in only once it has loaded: a file that is not an image must leave
   // the current background (camera or photo) as it was, not stop the camera or show a broken image.
-  function showPhoto(src, label) {
+  function showPhoto(src, label, done) {
     const token = ++state.bgToken;
     const img = new Image();
     img.alt = "";
@@ -78,11 +113,14 @@
       photo.replaceWith(img);
       photo = img;
       state.background = "photo";
+      state.calibPxPerCm = null;  // a calibration belongs to the picture it was drawn on
       setAspect(img.naturalWidth, img.naturalHeight);
       if (label) say(label);
+      if (done) done();
     };
     img.onerror = () => {
       release();
+      if (done) done();
       if (token !== state.bgToken) return;
       say("That file could not be opened as an image, so the room is unchanged. Try a JPEG, PNG or WebP photo.",
         true);
@@ -109,6 +147,7 @@
       photo.hidden = true;
       video.hidden = false;
       state.background = "camera";
+      state.calibPxPerCm = null;
       setAspect(video.videoWidth, video.videoHeight);
       say("Camera on. Place the products, then take a snapshot.");
     } catch (err) {
@@ -148,6 +187,57 @@
     roomBox.appendChild(b);
   });
 
+  // ---- true size ------------------------------------------------------------------------------------------------
+
+  // How wide a box of width w, depth d and height h looks, and the height/width ratio of its picture, turned by
+  // yaw from a front view and seen from ELEVATION above.
+  function boxView(w, d, h, yaw) {
+    const across = w * Math.cos(yaw) + d * Math.sin(yaw);
+    const up = h * Math.cos(ELEVATION) + (w * Math.sin(yaw) + d * Math.cos(yaw)) * Math.sin(ELEVATION);
+    return { across, ratio: up / across };
+  }
+
+  // The real width (cm) the cut-out's picture spans, and how it was found. A three-quarter view of a 160 × 80 cm
+  // sofa spans more than 160 cm: the yaw that gives the cut-out's own aspect is read off the stated sizes.
+  function pictureWidthCm(product, aspect) {
+    const d = product.dimensions || {};
+    if (d.diameter_cm) return { cm: d.diameter_cm, known: true, how: "diameter" };
+    if (d.width_cm && d.depth_cm) {
+      const h = d.height_cm || TYPICAL_HEIGHT_CM[product.class];
+      if (h) {
+        const views = [];
+        for (let deg = 0; deg <= 75; deg += 0.5) {
+          const v = boxView(d.width_cm, d.depth_cm, h, (deg * Math.PI) / 180);
+          views.push({ err: Math.abs(Math.log(v.ratio / aspect)), deg, cm: v.across });
+        }
+        // Near a front view the aspect hardly changes with the turn, so a 1% error in it could mean 10°: of the
+        // views within 2% of the best fit, take the most frontal (shop photos mostly are).
+        const bestErr = Math.min(...views.map((v) => v.err));
+        const view = views.find((v) => v.err <= bestErr + 0.02);
+        return { cm: view.cm, known: true, how: view.deg < 5 ? "front" : "three-quarter", yaw: view.deg };
+      }
+    }
+    if (d.width_cm) return { cm: d.width_cm, known: true, how: "front" };
+    if (d.height_cm) return { cm: d.height_cm / aspect, known: true, how: "height" };
+    return { cm: TYPICAL_WIDTH_CM[product.class] || 60, known: false, how: "typical" };
+  }
+
+  function applySize(item) {
+    const s = stageSize();
+    if (!s.w) return;
+    item.w = Math.min(MAX_W, Math.max(0.005, (item.size.cm * pxPerCm() * item.padFrac) / s.w));
+    item.manual = false;
+    markSize(item);
+  }
+
+  function markSize(item) {
+    const label = !item.size.known ? "size unknown" : item.manual ? "resized" : state.calibPxPerCm ? "real size"
+      : "estimated scale";
+    item.el.dataset.size = !item.size.known ? "unknown" : item.manual ? "manual" : state.calibPxPerCm ? "real"
+      : "estimated";
+    item.badge.textContent = label;
+  }
+
   // ---- items --------------------------------------------------------------------------------------------------------
 
   function layout(item) {
@@ -160,54 +250,55 @@
     el.style.transform = "translate(" + (item.x * s.w - wPx / 2) + "px," + (item.y * s.h - hPx / 2) + "px) rotate("
       + item.rot + "deg)";
     item.img.style.transform = item.flip ? "scaleX(-1)" : "";
+    item.shadow.style.transform = item.flip ? "scaleX(-1)" : "";
     el.dataset.x = item.x.toFixed(4);
     el.dataset.y = item.y.toFixed(4);
     el.dataset.w = item.w.toFixed(4);
+    el.dataset.productWidthPx = (wPx / item.padFrac).toFixed(1);  // the product's own width, without the margin
     el.dataset.rot = item.rot.toFixed(1);
     el.dataset.flip = item.flip ? "1" : "0";
+    el.classList.toggle("small", wPx < 64 || hPx < 64);
   }
 
-  function layoutAll() {
-    state.items.forEach(layout);
+  // A new stage size or background: products not resized by hand keep their real size at the new scale, standing
+  // where they stood (the bottom edge stays put).
+  function resizeAll() {
+    const s = stageSize();
+    state.items.forEach((item) => {
+      if (!item.manual && s.h) {
+        const base = item.y + (item.w * s.w * item.aspect) / (2 * s.h);
+        applySize(item);
+        item.y = base - (item.w * s.w * item.aspect) / (2 * s.h);
+      }
+      layout(item);
+    });
+    arrangeRow();
   }
 
   function select(item) {
     state.selected = item;
     state.items.forEach((it) => it.el.classList.toggle("selected", it === item));
+    controls.querySelectorAll("button").forEach((b) => { b.disabled = !item; });
   }
 
-  // Real size in cm along the cut-out's width (width or diameter) or height, when the shop gives one.
-  function realSize(product) {
-    const d = product.dimensions || {};
-    if (d.width_cm) return { cm: d.width_cm, along: "width" };
-    if (d.diameter_cm) return { cm: d.diameter_cm, along: "width" };
-    if (d.height_cm) return { cm: d.height_cm, along: "height" };
-    return null;
-  }
-
-  // Before calibration, size products as if the view were ~3.5 m wide, so a cup starts smaller than a bed.
-  const ASSUMED_VIEW_CM = 350;
-  const TYPICAL_WIDTH_CM = {
-    chair: 50, couch: 200, bed: 150, vase: 15, bowl: 20, cup: 9, "wine-glass": 8, "potted-plant": 25,
-  };
-
-  function initialWidth(product, aspect) {
-    const size = realSize(product);
-    let cm = TYPICAL_WIDTH_CM[product.class] || 60;
-    if (size) cm = size.along === "width" ? size.cm : size.cm / aspect;
-    return Math.min(0.9, Math.max(0.04, cm / ASSUMED_VIEW_CM));
-  }
-
-  function snapToScale(item) {
-    const size = realSize(item.product);
-    if (!size || !state.pxPerCm) return false;
-    const s = stageSize();
-    const pxPerCm = state.pxPerCm * (s.w / state.calibWidth);
-    const widthPx = size.along === "width" ? size.cm * pxPerCm : (size.cm * pxPerCm) / item.aspect;
-    item.w = Math.min(MAX_W, Math.max(0.005, widthPx / s.w));
-    item.el.classList.add("true-size");
-    layout(item);
-    return true;
+  // A contact shadow that follows the footprint: the bottom of the silhouette squashed flat and blurred, so chair
+  // legs leave four soft spots and a sofa's base a band.
+  function makeShadow(img) {
+    const c = document.createElement("canvas");
+    c.width = 160;
+    c.height = 28;
+    c.className = "shadow";
+    c.setAttribute("aria-hidden", "true");
+    const ctx = c.getContext("2d");
+    const nw = img.naturalWidth;
+    const nh = img.naturalHeight;
+    ctx.filter = "blur(3px)";
+    ctx.drawImage(img, 0, nh * 0.75, nw, nh * 0.25, 6, 6, c.width - 12, c.height - 12);
+    ctx.filter = "none";
+    ctx.globalCompositeOperation = "source-in";
+    ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
+    ctx.fillRect(0, 0, c.width, c.height);
+    return c;
   }
 
   // A cut-out with no opaque pixel means the model found no product in the photo.
@@ -224,48 +315,145 @@
     return true;
   }
 
-  function addItem(product) {
-    const img = new Image();
-    img.className = "cut";
-    img.alt = product.name;
-    img.draggable = false;
-    img.onload = () => {
-      if (isBlank(img)) {
-        say("No product was found in the photo of " + product.name + ", so there is nothing to place.", true);
-        return;
+  // The item's box in stage fractions.
+  function box(it, s) {
+    const h = (it.w * s.w * it.aspect) / (s.h || 1);
+    return { x0: it.x - it.w / 2, x1: it.x + it.w / 2, y0: it.y - h / 2, y1: it.y + h / 2 };
+  }
+
+  // A free spot on the floor (the lower part of the picture) for a new item: the base position whose box overlaps
+  // the items already placed least, inside the picture, preferring the middle; the item stands on that spot.
+  function freeSpot(item) {
+    const s = stageSize();
+    const hFrac = (item.w * s.w * item.aspect) / (s.h || 1);
+    const others = state.items.filter((it) => it !== item).map((it) => box(it, s));
+    const half = Math.min(item.w / 2, 0.5);
+    let best = null;
+    for (let x = half; x <= 1 - half + 1e-9; x += 0.025) {
+      for (let base = 0.72; base <= 0.97 + 1e-9; base += 0.025) {
+        const y0 = Math.max(0, base - hFrac);
+        let overlap = 0;
+        others.forEach((o) => {
+          const ox = Math.max(0, Math.min(x + item.w / 2, o.x1) - Math.max(x - item.w / 2, o.x0));
+          const oy = Math.max(0, Math.min(base, o.y1) - Math.max(y0, o.y0));
+          overlap += ox * oy;
+        });
+        const cost = overlap / Math.max(item.w * hFrac, 1e-6) + 0.1 * Math.abs(x - 0.5) + 0.05 * Math.abs(base - BASE);
+        if (!best || cost < best.cost) best = { cost, x, base };
       }
-      const item = {
-        id: state.nextId++, product, img, aspect: img.naturalHeight / img.naturalWidth,
-        x: 0.5 + 0.08 * ((state.items.length % 3) - 1), y: 0.62, w: 0.3, rot: 0, flip: false,
+    }
+    item.x = best ? best.x : 0.5;
+    item.y = Math.max(hFrac / 2, (best ? best.base : BASE) - hFrac / 2);
+  }
+
+  // Items nobody has moved yet stand side by side along the floor while they fit across the picture (the first
+  // product placed in the middle would otherwise leave no room for a second); returns false when they do not fit.
+  function arrangeRow() {
+    const s = stageSize();
+    const row = state.items.filter((it) => it.auto);
+    const gap = 0.02;
+    const total = row.reduce((sum, it) => sum + it.w, 0) + gap * (row.length - 1);
+    if (total > 0.98) return false;
+    let x = 0.5 - total / 2;
+    row.forEach((it) => {
+      const h = (it.w * s.w * it.aspect) / (s.h || 1);
+      it.x = x + it.w / 2;
+      it.y = Math.max(h / 2, BASE - h / 2);
+      x += it.w + gap;
+      layout(it);
+    });
+    return true;
+  }
+
+  // A new item goes in front of those standing behind it (a higher base in the picture is farther away).
+  function stackByDepth(item) {
+    const s = stageSize();
+    const base = (it) => box(it, s).y1;
+    const rest = state.items.filter((it) => it !== item);
+    const at = rest.findIndex((it) => base(it) > base(item));
+    rest.splice(at < 0 ? rest.length : at, 0, item);
+    state.items = rest;
+    state.items.forEach((it) => overlays.appendChild(it.el));
+  }
+
+  function sizeText(product) {
+    const d = product.dimensions || {};
+    const parts = [["W", d.width_cm], ["D", d.depth_cm], ["H", d.height_cm], ["Ø", d.diameter_cm]]
+      .filter((p) => p[1]).map((p) => p[0] + " " + p[1]);
+    return parts.length ? parts.join(" × ") + " cm" : "size unknown";
+  }
+
+  // Place a cut-out on the stage. meta: {name, class, category, dimensions {width_cm, depth_cm, height_cm,
+  // diameter_cm}, cutout_margin (the crop margin around the product, a fraction of its larger side), id (optional)}. Resolves to the item, or null when the cut-out is empty or cannot be loaded.
+  function addProduct(cutoutUrl, meta) {
+    const product = Object.assign({ name: "Product", dimensions: {} }, meta);
+    return new Promise((resolve) => {
+      const img = new Image();
+      img.className = "cut";
+      img.alt = "";
+      img.draggable = false;
+      img.onload = () => {
+        if (isBlank(img)) {
+          say("No product was found in the photo of " + product.name + ", so there is nothing to place.", true);
+          resolve(null);
+          return;
+        }
+        const nw = img.naturalWidth;
+        const nh = img.naturalHeight;
+        const aspect = nh / nw;
+        // The cut-out has a margin of cutout_margin × the product's larger side around the product: size and
+        // aspect are the product's own, without it.
+        const pad = ((product.cutout_margin || 0) * Math.max(nw, nh)) / (1 + 2 * (product.cutout_margin || 0));
+        const item = {
+          id: state.nextId++, product, img, aspect, x: 0.5, y: 0.7, w: 0.3, rot: 0, flip: false, manual: false,
+          auto: true,  // placed by the app, not moved by hand yet
+          size: pictureWidthCm(product, (nh - 2 * pad) / (nw - 2 * pad)), padFrac: nw / (nw - 2 * pad),
+        };
+        const el = document.createElement("div");
+        el.className = "item";
+        el.tabIndex = 0;
+        el.setAttribute("role", "group");
+        el.setAttribute("aria-roledescription", "placed product");
+        el.setAttribute("aria-label", product.name + " (" + sizeText(product)
+          + "). Arrows move, + and - resize, r rotates, f flips, [ and ] change the layer.");
+        if (product.id !== undefined) el.dataset.productId = product.id;
+        item.shadow = makeShadow(img);
+        const badge = document.createElement("span");
+        badge.className = "badge";
+        badge.setAttribute("aria-hidden", "true");
+        item.badge = badge;
+        const resize = document.createElement("span");
+        resize.className = "handle resize";
+        resize.dataset.handle = "resize";
+        resize.title = "Drag to resize";
+        const rotate = document.createElement("span");
+        rotate.className = "handle rotate";
+        rotate.dataset.handle = "rotate";
+        rotate.title = "Drag to rotate";
+        el.append(item.shadow, img, badge, resize, rotate);
+        item.el = el;
+        overlays.appendChild(el);
+        state.items.push(item);
+        bindItem(item);
+        applySize(item);
+        if (!arrangeRow()) {
+          item.auto = false;
+          freeSpot(item);
+        }
+        stackByDepth(item);
+        layout(item);
+        select(item);
+        say(item.size.known
+          ? product.name + " is shown at " + (state.calibPxPerCm ? "its real size." : "an estimated scale: calibrate for real size.")
+          : product.name + ": size unknown (the shop gives no dimensions), so it is drawn at a typical size.");
+        resolve(item);
       };
-      item.w = initialWidth(product, item.aspect);
-      const el = document.createElement("div");
-      el.className = "item";
-      el.tabIndex = 0;
-      el.setAttribute("role", "group");
-      el.setAttribute("aria-label", product.name + " (arrows move, + and - resize, r rotates, f flips)");
-      el.dataset.productId = product.id;
-      const shadow = document.createElement("div");
-      shadow.className = "shadow";
-      const resize = document.createElement("span");
-      resize.className = "handle resize";
-      resize.dataset.handle = "resize";
-      resize.title = "Drag to resize";
-      const rotate = document.createElement("span");
-      rotate.className = "handle rotate";
-      rotate.dataset.handle = "rotate";
-      rotate.title = "Drag to rotate";
-      el.append(shadow, img, resize, rotate);
-      item.el = el;
-      overlays.appendChild(el);
-      state.items.push(item);
-      bindItem(item);
-      layout(item);
-      select(item);
-      if (snapToScale(item)) say(product.name + " is shown at its real size.");
-    };
-    img.onerror = () => say("The cut-out of " + product.name + " is not available (is the model loaded?).", true);
-    img.src = product.cutout_url;
+      img.onerror = () => {
+        say("The cut-out of " + product.name + " is not available (is the model loaded?).", true);
+        resolve(null);
+      };
+      img.src = cutoutUrl;
+    });
   }
 
   function removeItem(item) {
@@ -274,9 +462,21 @@
     select(state.items[state.items.length - 1] || null);
   }
 
+  // Layering: the DOM order is the stacking order (and the snapshot's drawing order).
+  function restack(item, step) {
+    const i = state.items.indexOf(item);
+    const j = Math.min(state.items.length - 1, Math.max(0, i + step));
+    if (i === j) return;
+    state.items.splice(i, 1);
+    state.items.splice(j, 0, item);
+    state.items.forEach((it) => overlays.appendChild(it.el));
+    item.el.focus({ preventScroll: true });
+  }
+
   function scaleItem(item, factor) {
     item.w = Math.min(MAX_W, Math.max(MIN_W, item.w * factor));
-    item.el.classList.remove("true-size");
+    item.manual = true;
+    markSize(item);
     layout(item);
   }
 
@@ -323,12 +523,14 @@
         item.rot = gesture.rot + ((a1 - a0) * 180) / Math.PI;
         item.x = gesture.x + ((pts[0].x + pts[1].x - start[0].x - start[1].x) / 2) / s.w;
         item.y = gesture.y + ((pts[0].y + pts[1].y - start[0].y - start[1].y) / 2) / s.h;
-        item.el.classList.remove("true-size");
+        item.manual = true;
+        markSize(item);
       } else if (start[0].handle === "resize") {
         const r0 = Math.hypot(start[0].x - gesture.cx, start[0].y - gesture.cy) || 1;
         const r1 = Math.hypot(e.clientX - gesture.cx, e.clientY - gesture.cy);
         item.w = Math.min(MAX_W, Math.max(MIN_W, gesture.w * (r1 / r0)));
-        item.el.classList.remove("true-size");
+        item.manual = true;
+        markSize(item);
       } else if (start[0].handle === "rotate") {
         const a0 = Math.atan2(start[0].y - gesture.cy, start[0].x - gesture.cx);
         const a1 = Math.atan2(e.clientY - gesture.cy, e.clientX - gesture.cx);
@@ -337,6 +539,7 @@
         item.x = gesture.x + (e.clientX - start[0].x) / s.w;
         item.y = gesture.y + (e.clientY - start[0].y) / s.h;
       }
+      item.auto = false;
       layout(item);
     });
 
@@ -371,18 +574,21 @@
         r: () => { item.rot += 5; },
         R: () => { item.rot -= 5; },
         f: () => { item.flip = !item.flip; },
+        "[": () => restack(item, -1),
+        "]": () => restack(item, 1),
         Delete: () => removeItem(item),
         Backspace: () => removeItem(item),
       }[e.key];
       if (!handled) return;
       e.preventDefault();
+      item.auto = false;
       handled();
       if (state.items.includes(item)) layout(item);
     });
     el.addEventListener("focus", () => select(item));
   }
 
-  document.getElementById("item-controls").addEventListener("click", (e) => {
+  controls.addEventListener("click", (e) => {
     const action = e.target.closest("button") && e.target.closest("button").dataset.action;
     const item = state.selected;
     if (!action || !item) return;
@@ -391,6 +597,8 @@
     if (action === "flip") item.flip = !item.flip;
     if (action === "smaller") scaleItem(item, 1 / 1.1);
     if (action === "bigger") scaleItem(item, 1.1);
+    if (action === "back") restack(item, -1);
+    if (action === "forward") restack(item, 1);
     if (action === "remove") { removeItem(item); return; }
     layout(item);
   });
@@ -452,18 +660,19 @@
       say("Enter the length in centimetres.", true);
       return;
     }
-    state.pxPerCm = Math.hypot(line.x2 - line.x1, line.y2 - line.y1) / cm;
-    state.calibWidth = stageSize().w;
+    state.calibPxPerCm = Math.hypot(line.x2 - line.x1, line.y2 - line.y1) / cover().scale / cm;
     endCalibration();
-    const snapped = state.items.filter(snapToScale).length;
-    const unknown = state.items.length - snapped;
-    say("Scale set: 1 m = " + Math.round(state.pxPerCm * 100) + " px. " + snapped + " product(s) snapped to real size"
-      + (unknown ? "; " + unknown + " without known dimensions keep their size." : ".")
+    state.items.forEach((item) => { applySize(item); layout(item); });
+    arrangeRow();
+    const unknown = state.items.filter((it) => !it.size.known).length;
+    const snapped = state.items.length - unknown;
+    say("Scale set: 1 m = " + Math.round(pxPerCm() * 100) + " px. " + snapped + " product(s) at real size"
+      + (unknown ? "; " + unknown + " of unknown size drawn at a typical size." : ".")
       + " Real size holds at the depth of the line you drew.");
   });
   document.getElementById("calib-cancel").addEventListener("click", () => { endCalibration(); say(""); });
 
-  // ---- snapshot: compose background + products (+ shadows) into a PNG at the background's own resolution ------------
+  // ---- snapshot: compose the visible part of the background + products (+ shadows) into a PNG ---------------------
 
   function drawItem(ctx, item, W, H) {
     const w = item.w * W;
@@ -471,45 +680,28 @@
     ctx.save();
     ctx.translate(item.x * W, item.y * H);
     ctx.rotate((item.rot * Math.PI) / 180);
-    // Contact shadow: a soft ellipse centred on the bottom edge, as in the CSS.
-    const sh = h * SHADOW_HEIGHT;
-    ctx.save();
-    ctx.translate(0, h / 2);
-    ctx.scale(1, sh / w);
-    const grad = ctx.createRadialGradient(0, 0, 0, 0, 0, w * 0.45);
-    grad.addColorStop(0, "rgba(0,0,0,0.45)");
-    grad.addColorStop(1, "rgba(0,0,0,0)");
-    ctx.fillStyle = grad;
-    ctx.beginPath();
-    ctx.arc(0, 0, w * 0.45, 0, 2 * Math.PI);
-    ctx.fill();
-    ctx.restore();
     if (item.flip) ctx.scale(-1, 1);
+    ctx.drawImage(item.shadow, -w / 2, -h / 2 + h * SHADOW.top, w, h * SHADOW.height);
     ctx.drawImage(item.img, -w / 2, -h / 2, w, h);
     ctx.restore();
   }
 
   document.getElementById("btn-snapshot").addEventListener("click", () => {
-    const s = stageSize();
-    let W = Math.round(s.w);
-    let H = Math.round(s.h);
+    const c = cover();
     let bg = null;
-    if (state.background === "camera" && video.videoWidth) {
-      bg = video; W = video.videoWidth; H = video.videoHeight;
-    } else if (state.background === "photo" && photo.naturalWidth) {
-      bg = photo; W = photo.naturalWidth; H = photo.naturalHeight;
-    }
-    // Phone photos can be 12+ MP: cap the snapshot so encoding stays quick and the file reasonable.
-    const cap = Math.min(1, SNAPSHOT_MAX / Math.max(W, H));
-    W = Math.round(W * cap);
-    H = Math.round(H * cap);
+    if (state.background === "camera" && video.videoWidth) bg = video;
+    else if (state.background === "photo" && photo.naturalWidth) bg = photo;
+    // What the stage shows, at the background's own resolution (capped: phone photos can be 12+ MP).
+    const cap = Math.min(1, SNAPSHOT_MAX / Math.max(c.w, c.h));
+    const W = Math.round(c.w * cap);
+    const H = Math.round(c.h * cap);
     const canvas = document.createElement("canvas");
     canvas.width = W;
     canvas.height = H;
     const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#f4f1ec";
     ctx.fillRect(0, 0, W, H);
-    if (bg) ctx.drawImage(bg, 0, 0, W, H);
+    if (bg) ctx.drawImage(bg, c.x, c.y, c.w, c.h, 0, 0, W, H);
     state.items.forEach((item) => drawItem(ctx, item, W, H));
     canvas.toBlob((blob) => {
       if (!blob) { say("The snapshot could not be made.", true); return; }
@@ -524,38 +716,92 @@
     }, "image/png");
   });
 
-  // ---- products: the ones in the URL, plus a picker for more -------------------------------------------------------
+  // ---- product picker: thumbnails, filtered by category as soon as one is chosen -----------------------------------
+
+  const addButton = document.getElementById("btn-add");
+  const picker = document.getElementById("picker");
+  const pickerClass = document.getElementById("picker-class");
+  const pickerList = document.getElementById("picker-list");
+  let catalogue = [];
+
+  function shopperClass(name) {
+    const t = (name || "").replace(/-/g, " ");
+    return t.charAt(0).toUpperCase() + t.slice(1);
+  }
+
+  function renderPicker() {
+    pickerList.textContent = "";
+    catalogue.filter((p) => !pickerClass.value || p.class === pickerClass.value).forEach((p) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "pick";
+      b.dataset.productId = String(p.id);
+      const img = document.createElement("img");
+      img.src = p.image_url;
+      img.alt = "";
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = p.name;
+      const size = document.createElement("span");
+      size.className = "meta";
+      size.textContent = (p.category || shopperClass(p.class)) + " · " + sizeText(p);
+      b.append(img, name, size);
+      b.addEventListener("click", () => {
+        togglePicker(false);
+        addProduct(p.cutout_url, p);
+      });
+      li.appendChild(b);
+      pickerList.appendChild(li);
+    });
+  }
+
+  function togglePicker(open) {
+    picker.hidden = !open;
+    addButton.setAttribute("aria-expanded", String(open));
+    if (open) (pickerList.querySelector("button") || pickerClass).focus();
+  }
+
+  addButton.addEventListener("click", () => togglePicker(picker.hidden));
+  pickerClass.addEventListener("change", renderPicker);
+  picker.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { togglePicker(false); addButton.focus(); }
+  });
 
   async function loadPicker() {
     try {
       const resp = await fetch(app.dataset.productsApi + "?per_page=100");
       const body = await resp.json();
       if (!body.success) throw new Error(body.error && body.error.message);
-      body.products.forEach((p) => {
+      catalogue = body.products;
+      body.classes.forEach((c) => {
         const opt = document.createElement("option");
-        opt.value = String(p.id);
-        opt.textContent = p.name + (p.class ? " (" + p.class + ")" : "");
-        picker.appendChild(opt);
+        opt.value = c.name;
+        opt.textContent = shopperClass(c.name) + " (" + c.count + ")";
+        pickerClass.appendChild(opt);
       });
-      picker.addEventListener("change", () => {
-        const p = body.products.find((x) => String(x.id) === picker.value);
-        if (p) addItem(p);
-        picker.value = "";
-      });
+      renderPicker();
     } catch (err) {
       say("The product list could not be loaded.", true);
     }
   }
 
-  window.addEventListener("resize", layoutAll);
-  JSON.parse(app.dataset.products || "[]").forEach(addItem);
-  loadPicker();
+  window.addEventListener("resize", resizeAll);
+  window.RoomFit = Object.freeze({ addProduct });
+  const initial = JSON.parse(app.dataset.products || "[]");
+  // The products of the link are placed once the first room is shown: where the floor is and the default scale
+  // depend on the picture's size. One after another, so each finds a free spot among those already placed.
+  const placeInitial = () => initial.reduce((prev, p) => prev.then(() => addProduct(p.cutout_url, p)),
+    Promise.resolve());
   if (rooms.length) {
-    showPhoto(rooms[0]);
+    showPhoto(rooms[0], "", placeInitial);
   } else {
     setAspect(4, 3);
+    placeInitial();
   }
-  if (!JSON.parse(app.dataset.products || "[]").length) {
-    say("Pick a product to place, then choose a camera or a room photo.");
+  loadPicker();
+  select(null);
+  if (!initial.length) {
+    say("Add a product to place, then choose a camera or a room photo.");
   }
 })();
