@@ -289,7 +289,10 @@ class RoomfitWorker(ThreadWorker):
 
 def _json_error(start_response: Callable, status: int, reason: str, code: str, message: str) -> list[bytes]:
     """A JSON error answered from the WSGI wrapper (before Flask), closing the connection."""
+    # gunicorn drops an app's Connection header; its response object is what closes (the body stream is broken).
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if force_close is not None:
+        force_close()
     body = json.dumps({"success": False, "error": {"code": code, "message": message}}).encode()
-    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                          ("Connection", "close")])
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
