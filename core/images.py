@@ -106,12 +106,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def output_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
-    """Size (w, h) scaled down, aspect kept, to at most max_pixels pixels (never scaled up; 0 means no cap)."""
+    """Size (w, h) divided by the smallest power of two (rounding up, as libjpeg's scaled decode and Image.reduce
+    do) that brings it to at most max_pixels pixels; the size itself when it is within (or max_pixels is 0). Whole
+    factors keep the reduction cheap: libjpeg decodes at 1/2, 1/4, 1/8, and a box reduce needs no resampling."""
     w, h = size
-    if max_pixels <= 0 or w * h <= max_pixels:
-        return size
-    k = math.sqrt(w * h / max_pixels)
-    return max(1, int(w / k)), max(1, int(h / k))
+    k = 1
+    while max_pixels > 0 and -(-w // k) * -(-h // k) > max_pixels:
+        k *= 2
+    return -(-w // k), -(-h // k)
 
 
 def _corrupt(part: str, exc: Exception) -> ImageError:
@@ -123,13 +125,13 @@ def _corrupt(part: str, exc: Exception) -> ImageError:
 
 
 def _shrink_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """img scaled down to size: box-reduced by the whole factor first (cheap, no full-size float copies), then
-    bilinear for the rest; modes reduce() cannot take (1, P, I;16) are sampled (nearest)."""
+    """img box-reduced to size (a whole factor, see output_size); modes reduce() cannot take (1, P, I;16) are
+    sampled instead (nearest), which also keeps a palette."""
     if img.size == size:
         return img
-    factor = min(img.width // size[0], img.height // size[1])
     if img.mode in ("1", "P", "I;16", "I;16B", "I;16L", "I;16N"):
         return img.resize(size, Image.NEAREST)
+    factor = min(img.width // size[0], img.height // size[1])
     if factor >= 2:
         img = img.reduce(factor)
     return img if img.size == size else img.resize(size, Image.BILINEAR)
