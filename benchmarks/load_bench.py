@@ -240,14 +240,17 @@ def run_scenarios(args: argparse.Namespace, port: int, pid: int | None, table: T
         ok = [r for r in res if r.status == 200]
         shed = [r for r in res if r.status in (429, 503)]
         fast = [r for r in shed if r.latency <= SHED_FAST_S]
-        excess = max(1.0, len(res) - capacity * args.overload_seconds)
+        # The excess: what was offered beyond what was served (offered - capacity when goodput equals capacity).
+        excess = max(1, len(res) - len(ok))
         timeouts = sum(r.status == 0 for r in res)
         other = len(res) - len(ok) - len(shed) - timeouts
         in_window = sum(1 for r in ok if r.sent + r.latency <= args.overload_seconds)
         name = f"{args.overload_factor:g}x"
         table.add(name, f"offered ({args.clients} client addresses, {args.overload_seconds:g} s)",
                   f"{rate:.0f} req/s, {len(res)}")
-        table.add(name, "excess shed with 429/503 within 100 ms", f"{len(fast) / excess:.0%}", ">= 90%")
+        table.add(name, "excess (offered - served) shed with 429/503 in 100 ms", f"{len(fast) / excess:.0%}", ">= 90%")
+        table.add(name, "  the same against offered - capacity",
+                  f"{len(fast) / max(1.0, len(res) - capacity * args.overload_seconds):.0%}")
         table.add(name, "shed: total / p50 / p99 latency",
                   f"{len(shed)} / {pct([r.latency for r in shed], 50) * 1000:.0f} / "
                   f"{pct([r.latency for r in shed], 99) * 1000:.0f} ms")

@@ -226,3 +226,18 @@ def test_uploads_over_the_output_cap_are_answered_reduced(make_app):
 def test_q_with_a_nul_matches_nothing(client):
     assert client.get("/api/products?q=%00").get_json()["total"] == 0
     assert client.get("/api/products?q=a%00").get_json()["total"] == 0
+
+
+def test_every_error_code_the_app_can_answer_is_documented():
+    import re
+
+    from webapp import errors, openapi, server
+
+    used = {code for _, _, _, code in server._PARSE_ERRORS} | set(errors._HTTP_CODES.values())
+    used |= {errors._http_code(s) for s in (402, 409, 418, 500, 502, 504)}
+    for path in [*(ROOT / "webapp").glob("*.py"), ROOT / "core" / "images.py"]:
+        used |= set(re.findall(r'(?:ApiError|ImageError|error_bytes|_json_error)\([^"\n]*"([a-z_]+)"',
+                               path.read_text()))
+    used |= set(re.findall(r'"(\w+)", "(?:malformed|the request|upload is)', (ROOT / "webapp" / "server.py").read_text()))
+    assert "overloaded" in used and "request_timeout" in used
+    assert used <= set(openapi.ERROR_CODES), used - set(openapi.ERROR_CODES)
