@@ -55,7 +55,7 @@ class Config:
     # model work (MODEL_INTERPRETERS of them running), the rest answered 503 at once; an admitted request that cannot
     # start within SHED_DEADLINE_SECONDS of its arrival is dropped with a 503 before the model runs.
     SHED_MAX_INFLIGHT: int = 8
-    SHED_DEADLINE_SECONDS: float = 1.0
+    SHED_DEADLINE_SECONDS: float = 0.5
     # Uploads above LARGE_IMAGE_PIXELS take one of LARGE_IMAGE_SLOTS per worker, waiting up to
     # LARGE_IMAGE_WAIT_SECONDS for it (their decode needs up to ~160 MB each).
     LARGE_IMAGE_PIXELS: int = 4_000_000

@@ -4,7 +4,9 @@ Without it gunicorn queues every request it accepts: at 2.5x capacity the queue 
 the client gave up, the model keeps working for clients that are gone, and goodput falls to zero. Here a worker
 admits at most `max_inflight` requests to model work (running plus waiting), answers the rest at once with 503
 `overloaded`, and drops an admitted request that could not start within `deadline` seconds of its arrival (the
-time the worker had the whole request, `roomfit.arrived_at`), before the model runs. Uploads above
+time the worker had the whole request, `roomfit.arrived_at`), before the model runs. Admission also refuses at once
+a request whose expected wait (the requests ahead of it times the recent service time, over the running slots)
+would take it past the deadline: a refusal then costs milliseconds instead of a wait that ends in the same 503. Uploads above
 `large_pixels` also take one of `large_slots` per worker (their decode alone takes hundreds of MB), and return
 their memory to the system afterwards.
 """
@@ -30,6 +32,7 @@ class Ticket:
         self._arrived_at = arrived_at
         self.running = False
         self.large = False
+        self.started_at = 0.0
 
     def start(self, pixels: int) -> None:
         """Wait for the slots this upload needs, or raise a 503 when it would start too late."""
@@ -47,6 +50,7 @@ class Ticket:
             raise _overloaded(f"the server is busy (waited over {gate.deadline:g} s); retry in {gate.retry_after} s",
                               gate)
         self.running = True
+        self.started_at = time.monotonic()
 
 
 def _overloaded(message: str, gate: "WorkGate") -> ApiError:
@@ -66,10 +70,12 @@ class WorkGate:
         self.large_pixels = large_pixels
         self.large_wait = large_wait
         self.retry_after = retry_after
+        self.slots = running
         self._running = threading.BoundedSemaphore(running)
         self._large = threading.BoundedSemaphore(large_slots)
         self._lock = threading.Lock()
         self._inflight = 0
+        self._service = 0.0  # moving average of the seconds a request holds a model slot (0: nothing measured yet)
         self._on_shed = on_shed
 
     @property
@@ -86,19 +92,27 @@ class WorkGate:
     @contextmanager
     def admit(self, arrived_at: float) -> Iterator[Ticket]:
         """Admit a request for model work or refuse it at once (503); the ticket's slots are freed on exit."""
+        waited = time.monotonic() - arrived_at
         with self._lock:
-            full = self._inflight >= self.max_inflight
-            if not full:
+            # Requests ahead of this one, served `slots` at a time, at the recent service time each.
+            expected = waited + (self._inflight + 1 - self.slots) * self._service / self.slots
+            reason = "full" if self._inflight >= self.max_inflight else "late" if expected > self.deadline else None
+            if reason is None:
                 self._inflight += 1
-        if full:
-            self.shed("full")
+        if reason is not None:
+            self.shed(reason)
             raise _overloaded(f"the server is at capacity; retry in {self.retry_after} s", self)
         ticket = Ticket(self, arrived_at)
         try:
             yield ticket
         finally:
             if ticket.running:
+                held = time.monotonic() - ticket.started_at
                 self._running.release()
+                with self._lock:
+                    # Large images are the exception, not the service time of the queue: left out.
+                    if not ticket.large:
+                        self._service = held if self._service == 0.0 else 0.8 * self._service + 0.2 * held
             if ticket.large:
                 self._large.release()
                 release_memory()  # a large decode leaves hundreds of MB in malloc's free lists otherwise

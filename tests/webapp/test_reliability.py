@@ -151,6 +151,20 @@ def test_a_request_whose_body_arrives_in_pieces_is_served(server, square_photo):
 
 # ---- load shedding (the app's WorkGate) ----
 
+def test_the_gate_refuses_at_once_when_the_expected_wait_is_past_the_deadline():
+    gate = WorkGate(running=1, max_inflight=10, deadline=0.5, large_pixels=100, large_slots=1, large_wait=0.1)
+    for _ in range(3):  # the service time learnt: 0.2 s a request
+        with gate.admit(time.monotonic()) as ticket:
+            ticket.start(10)
+            ticket.started_at -= 0.2
+    with gate.admit(time.monotonic()), gate.admit(time.monotonic()), gate.admit(time.monotonic()):
+        t0 = time.monotonic()
+        with pytest.raises(Exception) as late:  # three ahead at 0.2 s each: it would start after 0.6 s
+            with gate.admit(time.monotonic()):
+                pass
+        assert late.value.code == "overloaded" and time.monotonic() - t0 < 0.05
+
+
 def test_the_gate_refuses_at_once_when_full_and_frees_its_slots():
     shed = []
     gate = WorkGate(running=1, max_inflight=2, deadline=0.2, large_pixels=100, large_slots=1, large_wait=0.1,
@@ -181,7 +195,8 @@ def test_a_request_that_waited_past_the_deadline_is_dropped_before_the_model(mak
     assert resp.status_code == 503 and resp.get_json()["error"]["code"] == "overloaded"
     assert resp.headers["Retry-After"] == "1"
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'roomfit_shed_total{reason="deadline"} 1.0' in metrics
+    # Refused at admission: it could not start in time whatever the queue (no model work, no wait).
+    assert 'roomfit_shed_total{reason="late"} 1.0' in metrics
 
 
 def test_concurrent_requests_over_the_limit_are_shed(make_app):
