@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any, Callable, Iterable
 
 from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import _DEFER as _DEFER_SENTINEL  # a connection sent back to the poller
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 READ_CHUNK = 64 * 1024
@@ -148,6 +149,25 @@ class RoomfitWorker(ThreadWorker):
         self.keepalived_conns.remove(conn)
         self._start_buffering(conn)
         self._on_readable(conn)
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """After a kept-alive response: bytes the client pipelined behind it are buffered like a new request (gthread
+        would hand them straight to a thread, which then blocks if the next request is incomplete)."""
+        try:
+            result = fs.result() if not fs.cancelled() else False
+        except Exception:  # noqa: BLE001 - gthread's own finish_request handles (and closes) these
+            result = False
+        parser = conn.parser
+        if (self._buffer_requests and self.alive and result and result is not _DEFER_SENTINEL
+                and parser is not None and parser.unreader.buf.getvalue()):
+            leftover = parser.unreader.take_buffered()
+            conn.sock.setblocking(False)
+            self._start_buffering(conn)
+            conn.rf_buf += leftover
+            if request_complete(conn.rf_buf, self.max_body):
+                self._dispatch(conn)
+            return
+        super().finish_request(conn, fs)
 
     def _start_buffering(self, conn: TConn) -> None:
         conn.rf_buf = bytearray()

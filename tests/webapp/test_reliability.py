@@ -256,3 +256,23 @@ def test_every_error_code_the_app_can_answer_is_documented():
     used |= set(re.findall(r'"(\w+)", "(?:malformed|the request|upload is)', (ROOT / "webapp" / "server.py").read_text()))
     assert "overloaded" in used and "request_timeout" in used
     assert used <= set(openapi.ERROR_CODES), used - set(openapi.ERROR_CODES)
+
+
+def test_pipelined_requests_are_each_answered(server):
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server), timeout=5) as s:
+        s.sendall(one + one + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert out.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_a_pipelined_request_left_incomplete_gets_a_408_not_a_thread(server):
+    with socket.create_connection(("127.0.0.1", server), timeout=READ_TIMEOUT + 3) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /predict HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 50\r\n\r\nab")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200 OK") and b"HTTP/1.1 408 Request Timeout" in out
