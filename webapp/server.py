@@ -38,52 +38,67 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
-def _chunked_complete(buf: bytes | bytearray, pos: int) -> bool:
-    """Whether the chunked body that starts at buf[pos] is complete (or malformed: the parser then answers 400)."""
-    while True:
-        line_end = buf.find(b"\r\n", pos)
-        if line_end < 0:
-            return len(buf) - pos > 1024  # a chunk-size line is short; a very long one is an error for the parser
-        size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            return True
-        if size < 0 or not size_text.isalnum():
-            return True
-        if size == 0:
-            # Last chunk: optional trailer fields, then an empty line.
-            return buf.startswith(b"\r\n", line_end + 2) or buf.find(b"\r\n\r\n", line_end) >= 0
-        pos = line_end + 2 + size + 2
-        if pos > len(buf):
-            return False
+class RequestScan:
+    """Whether a growing buffer holds a whole HTTP/1 request (or enough to refuse it: malformed or over the limits).
 
+    Incremental for chunked bodies: the chunks already walked are not walked again on the next read, so a body sent
+    in one-byte chunks costs linear, not quadratic, time in the event loop."""
 
-def request_complete(buf: bytes | bytearray, max_body: int) -> bool:
-    """Whether buf holds a whole HTTP/1 request (or enough to refuse it: malformed or over the limits)."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return len(buf) > MAX_HEADER_BYTES
-    head = bytes(buf[:end]).lower()
-    body_start = end + 4
-    lengths: list[str] = []
-    chunked = False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip()
-        if name == b"content-length":
-            lengths.append(value.strip().decode("latin-1"))
-        elif name == b"transfer-encoding" and b"chunked" in value:
-            chunked = True
-    if chunked:
-        return len(buf) - body_start > max_body or _chunked_complete(buf, body_start)
-    if not lengths:
-        return True
-    if len(set(lengths)) != 1 or not lengths[0].isdigit():
-        return True  # conflicting or bad Content-Length: the parser refuses it
-    length = int(lengths[0])
-    # Over the upload limit: dispatch now, so the app answers 413 without the body ever being read.
-    return length > max_body or len(buf) - body_start >= length
+    def __init__(self, max_body: int) -> None:
+        self.max_body = max_body
+        self._chunk_pos = 0  # start of the first chunk-size line not yet walked (0: headers not parsed yet)
+
+    def complete(self, buf: bytes | bytearray) -> bool:
+        """Whether buf (the bytes received so far) is a whole request."""
+        if self._chunk_pos:
+            return self._chunks_complete(buf)
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return len(buf) > MAX_HEADER_BYTES
+        head = bytes(buf[:end]).lower()
+        body_start = end + 4
+        lengths: list[str] = []
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            name = name.strip()
+            if name == b"content-length":
+                lengths.append(value.strip().decode("latin-1"))
+            elif name == b"transfer-encoding" and b"chunked" in value:
+                chunked = True
+        if chunked:
+            self._body_start = self._chunk_pos = body_start
+            return self._chunks_complete(buf)
+        if not lengths:
+            return True
+        if len(set(lengths)) != 1 or not lengths[0].isdigit():
+            return True  # conflicting or bad Content-Length: the parser refuses it
+        length = int(lengths[0])
+        # Over the upload limit: dispatch now, so the app answers 413 without the body ever being read.
+        return length > self.max_body or len(buf) - body_start >= length
+
+    def _chunks_complete(self, buf: bytes | bytearray) -> bool:
+        """Walk the chunks received since the last call; True at the last chunk or at anything malformed."""
+        if len(buf) - self._body_start > self.max_body:
+            return True  # over the limit: the app answers 413
+        pos = self._chunk_pos
+        while True:
+            line_end = buf.find(b"\r\n", pos)
+            if line_end < 0:
+                return len(buf) - pos > 1024  # a chunk-size line is short; a long one is an error for the parser
+            size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
+            if not size_text.isalnum():
+                return True
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                return True
+            if size == 0:
+                # Last chunk: optional trailer fields, then an empty line.
+                return buf.startswith(b"\r\n", line_end + 2) or buf.find(b"\r\n\r\n", line_end) >= 0
+            if line_end + 2 + size + 2 > len(buf):
+                return False
+            pos = self._chunk_pos = line_end + 2 + size + 2
 
 
 def _expects_continue(buf: bytes | bytearray) -> bool:
@@ -164,13 +179,14 @@ class RoomfitWorker(ThreadWorker):
             conn.sock.setblocking(False)
             self._start_buffering(conn)
             conn.rf_buf += leftover
-            if request_complete(conn.rf_buf, self.max_body):
+            if conn.rf_scan.complete(conn.rf_buf):
                 self._dispatch(conn)
             return
         super().finish_request(conn, fs)
 
     def _start_buffering(self, conn: TConn) -> None:
         conn.rf_buf = bytearray()
+        conn.rf_scan = RequestScan(self.max_body)
         conn.rf_continued = False
         self.buffering[conn] = time.monotonic() + self.read_timeout
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
@@ -194,7 +210,7 @@ class RoomfitWorker(ThreadWorker):
             self._drop(conn)
             return
         buf = conn.rf_buf
-        if request_complete(buf, self.max_body):
+        if conn.rf_scan.complete(buf):
             self._dispatch(conn)
         elif not conn.rf_continued and _expects_continue(buf):
             conn.rf_continued = True

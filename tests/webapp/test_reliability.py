@@ -276,3 +276,21 @@ def test_a_pipelined_request_left_incomplete_gets_a_408_not_a_thread(server):
         while chunk := s.recv(65536):
             out += chunk
     assert out.startswith(b"HTTP/1.1 200 OK") and b"HTTP/1.1 408 Request Timeout" in out
+
+
+def test_the_request_scan_walks_chunked_bodies_once():
+    from webapp.server import RequestScan
+
+    scan = RequestScan(max_body=10_000)
+    buf = bytearray(b"POST /predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert not scan.complete(buf)
+    for _ in range(500):
+        buf += b"1\r\na\r\n"
+        assert not scan.complete(buf)
+    buf += b"0\r\n"
+    assert not scan.complete(buf)
+    buf += b"\r\n"
+    assert scan.complete(buf)
+    assert RequestScan(10).complete(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n")  # over the limit: 413 now
+    assert not RequestScan(100).complete(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nabc")
+    assert RequestScan(100).complete(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")  # the parser's 400
