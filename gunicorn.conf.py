@@ -1,17 +1,21 @@
 """gunicorn settings for the RoomFit web app (`gunicorn -c gunicorn.conf.py "webapp:create_app()"`).
 
 Everything can be overridden from the environment: WEB_CONCURRENCY (workers), GUNICORN_THREADS, GUNICORN_BIND /
-HOST+PORT, GUNICORN_TIMEOUT, GUNICORN_KEEPALIVE, LOG_LEVEL.
+HOST+PORT, GUNICORN_TIMEOUT, GUNICORN_KEEPALIVE, LOG_LEVEL; the worker (webapp/server.py) reads REQUEST_READ_TIMEOUT
+(seconds a client has to send its whole request, default 10) and MAX_CONTENT_LENGTH.
 """
 import os
 import shutil
 import tempfile
 
 bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-# One process per core (inference is CPU-bound); a few threads each so slow clients do not block a worker.
+# One process per core (inference is CPU-bound). The worker is gthread that buffers each whole request in its event
+# loop before a thread sees it (webapp/server.py), so slow clients hold no thread; model work per worker is bounded
+# by the app's load shedding (SHED_MAX_INFLIGHT, webapp/shedding.py). The threads beyond that answer cheap requests
+# (/healthz, refusals) while the model is busy.
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+worker_class = "webapp.server.RoomfitWorker"
 # Import the app once in the master, then fork: faster start, shared pages. The TFLite interpreter is built
 # lazily in each worker thread after the fork, never in the master.
 preload_app = True
@@ -45,7 +49,11 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    """Load the model in each worker right away, so /readyz is green within a moment of the start."""
+    """Load the model in each worker right away, so /readyz is green within a moment of the start; make malloc give
+    large blocks back to the system when freed (webapp/memory.py)."""
+    from webapp.memory import tune_malloc
+
+    tune_malloc()
     app = worker.app.wsgi()
     app.extensions["roomfit"].segmenter.get()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import struct
 from dataclasses import dataclass
 
@@ -13,7 +14,9 @@ from .refine import fit_within, shrink_within
 
 log = logging.getLogger(__name__)
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
+# MPO is what many phones write (a JPEG with a second, depth or preview, frame appended): served as its first frame.
+ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP")
+_JPEG_FORMATS = ("JPEG", "MPO")  # libjpeg decodes these: EXIF is in the header and draft() decodes at reduced scale
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transpose that makes the photo upright (Pillow's ImageOps.exif_transpose table). Applied
 # directly rather than with exif_transpose, which also re-encodes the EXIF block and raises struct.error on a
@@ -26,6 +29,11 @@ _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and he
 # pixel. libjpeg's reduced-scale decode (1/2, 1/4, 1/8) may go down to this ratio but no further, or the model sees a
 # smoother photo than it was trained on (which scored worse on validation).
 DRAFT_MIN_RATIO = 3
+
+
+# Default cap on the pixels an upload is processed at (decode, mask, cut-out): larger photos are decoded reduced and
+# answered at a capped resolution, so a 40 MP upload costs about what a 12 MP phone photo does.
+MAX_OUTPUT_PIXELS = 12_000_000
 
 
 class ImageError(ValueError):
@@ -42,10 +50,16 @@ class ImageError(ValueError):
 class Decoded:
     """An upload decoded for the model: the model-sized RGB input, the full RGB image and the guide when asked for."""
 
-    size: tuple[int, int]  # full resolution (w, h) after EXIF orientation
+    size: tuple[int, int]  # output resolution (w, h) after EXIF orientation: the upload's own, or capped
     model_input: Image.Image
     full: Image.Image | None
     guide: Image.Image | None = None  # RGB, long side <= the guide_side asked for (mask refinement)
+    source_size: tuple[int, int] = (0, 0)  # the upload's own resolution (w, h) after EXIF orientation
+
+    @property
+    def scale(self) -> float:
+        """Output pixels per upload pixel: 1.0 unless the upload was above the output cap."""
+        return self.size[0] / self.source_size[0] if self.source_size[0] else 1.0
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -58,9 +72,10 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageError(422, "too_many_pixels", f"image is too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(400, "invalid_image", "the file is not a recognisable image") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        # Pillow plugins raise these for damaged headers.
-        raise ImageError(400, "invalid_image", f"the image header is damaged ({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see _corrupt
+        raise _corrupt("header", exc) from exc
     if img.format not in ALLOWED_FORMATS:
         raise ImageError(415, "unsupported_media_type",
                        f"{img.format} images are not supported; send JPEG, PNG or WebP")
@@ -77,7 +92,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # 16-bit (and 32-bit) greyscale: scale to 8 bits instead of clipping everything above 255 to white.
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img, dtype=np.float32)  # float32: a float64 copy of a large photo is 8 bytes a pixel
         top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         grey = np.clip(arr * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey, "L").convert("RGB")
@@ -90,32 +105,86 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def output_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """Size (w, h) divided by the smallest power of two (rounding up, as libjpeg's scaled decode and Image.reduce
+    do) that brings it to at most max_pixels pixels; the size itself when it is within (or max_pixels is 0). Whole
+    factors keep the reduction cheap: libjpeg decodes at 1/2, 1/4, 1/8, and a box reduce needs no resampling."""
+    w, h = size
+    k = 1
+    while max_pixels > 0 and -(-w // k) * -(-h // k) > max_pixels:
+        k *= 2
+    return -(-w // k), -(-h // k)
+
+
+def _corrupt(part: str, exc: Exception) -> ImageError:
+    """The 400 for an upload Pillow cannot read. Pillow's plugins report hostile files with nearly any exception
+    type (OSError, struct.error, IndexError, OverflowError, ...), so every one is the client's bad file, logged with
+    its type so a new kind shows up in the logs."""
+    log.info("unreadable image %s (%s: %s)", part, type(exc).__name__, exc)
+    return ImageError(400, "invalid_image", f"the image {part} is corrupt or truncated ({type(exc).__name__}: {exc})")
+
+
+def _shrink_to(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """img box-reduced to size (a whole factor, see output_size); modes reduce() cannot take (1, P, I;16) are
+    sampled instead (nearest), which also keeps a palette."""
+    if img.size == size:
+        return img
+    if img.mode in ("1", "P", "I;16", "I;16B", "I;16L", "I;16N"):
+        return img.resize(size, Image.NEAREST)
+    factor = min(img.width // size[0], img.height // size[1])
+    if factor >= 2:
+        img = img.reduce(factor)
+    return img if img.size == size else img.resize(size, Image.BILINEAR)
+
+
 def decode(data: bytes, model_size: tuple[int, int], *, max_pixels: int, need_full: bool,
-           guide_side: int = 0) -> Decoded:
+           guide_side: int = 0, max_output_pixels: int = MAX_OUTPUT_PIXELS) -> Decoded:
     """Decode an upload: honour EXIF orientation, convert to RGB and resize once to the model input (w, h); with
-    guide_side > 0 also make the guide photo for the mask refinement (long side <= guide_side)."""
+    guide_side > 0 also make the guide photo for the mask refinement (long side <= guide_side). Uploads above
+    max_output_pixels are decoded reduced (libjpeg's draft for JPEG, a box reduce right after decoding otherwise)
+    and answered at that capped size: the full-resolution RGB, mask and cut-out of a 40 MP photo would take
+    ~0.5 GB."""
     img = open_image(data, max_pixels)
     w, h = img.size
-    orientation = exif_orientation(img)
-    full_size = (h, w) if orientation in _ROTATED_ORIENTATIONS else (w, h)
+    out_w, out_h = output_size((w, h), max_output_pixels)  # as stored, before the EXIF turn
     try:
-        if not need_full and img.format == "JPEG":
-            # Let libjpeg decode at a reduced scale (still >= DRAFT_MIN_RATIO x the model input and >= the guide,
-            # both as stored): much faster than a full decode of a large photo.
-            mw, mh = model_size if orientation not in _ROTATED_ORIENTATIONS else model_size[::-1]
-            gw, gh = fit_within((w, h), guide_side) if guide_side else (0, 0)
-            img.draft("RGB", (max(mw * DRAFT_MIN_RATIO, gw), max(mh * DRAFT_MIN_RATIO, gh)))
-        img.load()
+        if img.format in _JPEG_FORMATS:
+            # The EXIF block is in the header: read it before draft(), which must come before any decoding.
+            orientation = exif_orientation(img)
+            if need_full:
+                # The decode must still cover the output size; libjpeg picks the smallest 1/2^k scale that does.
+                img.draft("RGB", (out_w, out_h))
+            else:
+                # Let libjpeg decode at a reduced scale (still >= DRAFT_MIN_RATIO x the model input and >= the guide,
+                # both as stored): much faster than a full decode of a large photo.
+                mw, mh = model_size if orientation not in _ROTATED_ORIENTATIONS else model_size[::-1]
+                gw, gh = fit_within((w, h), guide_side) if guide_side else (0, 0)
+                img.draft("RGB", (max(mw * DRAFT_MIN_RATIO, gw), max(mh * DRAFT_MIN_RATIO, gh)))
+            img.load()
+        else:
+            # Decode first: a PNG's eXIf chunk may follow its pixels, and reading EXIF before load() would decode
+            # them inside exif_orientation, whose tolerance of broken EXIF would swallow a corrupt IDAT.
+            img.load()
+            orientation = exif_orientation(img)
+        if img.width * img.height > out_w * out_h:
+            img = _shrink_to(img, (min(out_w, img.width), min(out_h, img.height)))
         if orientation in UPRIGHT:
             img = img.transpose(UPRIGHT[orientation])
         rgb = to_rgb(img)
     except Image.DecompressionBombError as exc:
         raise ImageError(422, "too_many_pixels", f"image is too large to decode safely ({exc})") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(400, "invalid_image", f"the image data is corrupt or truncated ({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see _corrupt
+        raise _corrupt("data", exc) from exc
+    rotated = orientation in _ROTATED_ORIENTATIONS
+    size = (out_h, out_w) if rotated else (out_w, out_h)
+    source = (h, w) if rotated else (w, h)
+    if need_full and rgb.size != size:  # a JPEG draft lands on a 1/2^k scale at or above the output size
+        rgb = rgb.resize(size, Image.BILINEAR, reducing_gap=2.0)
     model_input = model_resize(rgb, model_size)
     guide = shrink_within(rgb, guide_side) if guide_side else None
-    return Decoded(full_size, model_input, rgb if need_full else None, guide)
+    return Decoded(size, model_input, rgb if need_full else None, guide, source)
 
 
 def model_resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -18,13 +18,15 @@ from .metrics import Metrics
 from .ratelimit import TokenBucketLimiter
 from .safefetch import FetchConfig, SafeFetcher
 from .segmenter import SegmenterHolder
+from .shedding import WorkGate
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Services:
-    """Per-app objects built once: the model session, metrics, rate limiters, cut-out cache and URL fetcher."""
+    """Per-app objects built once: the model session, metrics, rate limiters, work gate, cut-out cache and URL
+    fetcher."""
 
     segmenter: SegmenterHolder
     metrics: Metrics
@@ -32,6 +34,7 @@ class Services:
     cache: CutoutCache
     fetcher: SafeFetcher
     intake_limiter: TokenBucketLimiter | None
+    gate: WorkGate
 
 
 def services() -> Services:
@@ -81,13 +84,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.register_error_handlers(app)
     security.init_app(app)
+    app_metrics = metrics.init_app(app)
     app.extensions["roomfit"] = Services(
         segmenter=SegmenterHolder(app.config["MODEL_DIR"], num_threads=app.config["MODEL_THREADS"],
                                   pool_size=app.config["MODEL_INTERPRETERS"],
                                   threshold=app.config["MASK_THRESHOLD"], min_area=app.config["MIN_PRODUCT_AREA"],
                                   refine_max_side=app.config["REFINE_MAX_SIDE"],
                                   retry_seconds=app.config["MODEL_RETRY_SECONDS"]),
-        metrics=metrics.init_app(app),
+        metrics=app_metrics,
         limiter=(TokenBucketLimiter(app.config["RATELIMIT_PER_SECOND"], app.config["RATELIMIT_BURST"])
                  if app.config["RATELIMIT_ENABLED"] else None),
         cache=CutoutCache(Path(app.config["CACHE_DIR"])),
@@ -95,6 +99,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         intake_limiter=(TokenBucketLimiter(app.config["INTAKE_RATELIMIT_PER_MINUTE"] / 60,
                                            app.config["INTAKE_RATELIMIT_BURST"])
                         if app.config["RATELIMIT_ENABLED"] else None),
+        gate=WorkGate(running=max(1, app.config["MODEL_INTERPRETERS"]), max_inflight=app.config["SHED_MAX_INFLIGHT"],
+                      deadline=app.config["SHED_DEADLINE_SECONDS"], large_pixels=app.config["LARGE_IMAGE_PIXELS"],
+                      large_slots=app.config["LARGE_IMAGE_SLOTS"], large_wait=app.config["LARGE_IMAGE_WAIT_SECONDS"],
+                      on_shed=lambda reason: app_metrics.shed.labels(reason).inc()),
     )
     app.teardown_appcontext(shopper.close_shopper_db)
     app.register_blueprint(api_bp)

@@ -15,6 +15,7 @@ from . import catalogue, imaging, openapi
 from .db import get_db
 from .errors import ApiError
 from .segmenter import Prediction, Segmenter
+from .shedding import Ticket
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,23 @@ def _model_info(seg: Segmenter) -> dict[str, str]:
     return {"name": seg.spec.name, "version": seg.spec.version}
 
 
-def run_prediction(seg: Segmenter, data: bytes, *, need_full: bool) -> tuple[images.Decoded, Prediction, float]:
-    """Decode and segment an upload; returns the decoded image, the prediction and the decode time in ms."""
-    t0 = time.perf_counter()
+def _arrived_at() -> float:
+    """When the server had the whole request (monotonic): stamped by the gunicorn worker (webapp.server), else now."""
+    return request.environ.get("roomfit.arrived_at") or time.monotonic()
+
+
+def run_prediction(seg: Segmenter, data: bytes, ticket: Ticket, *,
+                   need_full: bool) -> tuple[images.Decoded, Prediction, float]:
+    """Decode and segment an upload once the ticket's slots are free (a large upload also waits for a large-image
+    slot); returns the decoded image, the prediction and the decode time in ms."""
+    max_pixels = current_app.config["MAX_IMAGE_PIXELS"]
     try:
-        decoded = images.decode(data, (seg.spec.input_width, seg.spec.input_height),
-                                max_pixels=current_app.config["MAX_IMAGE_PIXELS"], need_full=need_full,
-                                guide_side=seg.guide_side)
+        width, height = images.open_image(data, max_pixels).size  # the header only: sizes the work before it starts
+        ticket.start(width * height)
+        t0 = time.perf_counter()
+        decoded = images.decode(data, (seg.spec.input_width, seg.spec.input_height), max_pixels=max_pixels,
+                                need_full=need_full, guide_side=seg.guide_side,
+                                max_output_pixels=current_app.config["MAX_OUTPUT_PIXELS"])
     except images.ImageError as exc:  # core knows the status and code; the API owns the error shape
         raise ApiError(exc.status, exc.code, exc.message) from exc
     decode_ms = (time.perf_counter() - t0) * 1000
@@ -104,6 +115,13 @@ def predict() -> Response:
     """Segment an uploaded photo: JSON with a base64 mask (default), the RGBA cut-out, or the mask PNG."""
     t_start = time.perf_counter()
     _rate_limit()
+    # Admission first, before the form is even parsed: a refusal under overload must cost next to nothing.
+    with _services().gate.admit(_arrived_at()) as ticket:
+        return _predict(ticket, t_start)
+
+
+def _predict(ticket: Ticket, t_start: float) -> Response:
+    """The body of /predict, within its admission ticket."""
     fmt = _param("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -116,18 +134,20 @@ def predict() -> Response:
         raise ApiError(400, "missing_field", "multipart field 'image' is required")
     data = upload.read()
     seg = ready_segmenter()
-    decoded, pred, decode_ms = run_prediction(seg, data, need_full=(fmt == "png"))
+    decoded, pred, decode_ms = run_prediction(seg, data, ticket, need_full=(fmt == "png"))
     t_enc = time.perf_counter()
     label = pred.detections[0].label if pred.detections else "none"
     if fmt == "png":
         bbox = pred.detections[0].bbox if (pred.detections and crop) else None
         resp = Response(imaging.png_bytes(imaging.cutout(decoded.full, pred.mask, bbox)), mimetype="image/png")
         resp.headers["X-Detected-Class"] = label
+        resp.headers["X-Image-Scale"] = f"{decoded.scale:.6g}"
         return resp
     mask_png = imaging.mask_png(pred.mask)
     if fmt == "mask":
         resp = Response(mask_png, mimetype="image/png")
         resp.headers["X-Detected-Class"] = label
+        resp.headers["X-Image-Scale"] = f"{decoded.scale:.6g}"
         return resp
     timing = {"decode": decode_ms, **pred.timing_ms, "encode": (time.perf_counter() - t_enc) * 1000,
               "total": (time.perf_counter() - t_start) * 1000}
@@ -137,6 +157,7 @@ def predict() -> Response:
         "mask": base64.b64encode(mask_png).decode("ascii"),
         "width": decoded.size[0],
         "height": decoded.size[1],
+        "scale": round(decoded.scale, 6),
         "model": _model_info(seg),
         "timing_ms": {k: round(v, 2) for k, v in timing.items()},
     })
@@ -167,24 +188,28 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
     hit = cache.get(row["image_sha256"], key)
     if hit is not None:
         return hit
-    try:
-        with open(row["image_path"], "rb") as f:
-            data = f.read()
-        decoded, pred, _ = run_prediction(seg, data, need_full=True)
-    except (OSError, ApiError) as exc:
-        # The product exists; its stored photo is missing or damaged (decode's 4xx answers are for uploads). That is
-        # the server's fault, not a bad request.
-        log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
-        raise ApiError(500, "photo_unreadable", f"the catalogue photo of product {row['id']} cannot be read") from exc
-    refined = matting.see_through_image(decoded.full, pred.mask, glass=catalogue.is_glass(row))
-    # Cropped to the refined alpha, which follows the photo's own edges: the room view reads the product's size and
-    # aspect off the crop.
-    bbox = (matting.opaque_bbox(refined) or pred.detections[0].bbox) if pred.detections else None
-    image = imaging.crop(refined, bbox, margin=CATALOGUE_MARGIN)
-    meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
-            "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION,
-            "crop": list(imaging.crop_box(refined.size, bbox, CATALOGUE_MARGIN))}
-    png = imaging.png_bytes(image)
+    with _services().gate.admit(_arrived_at()) as ticket:
+        try:
+            with open(row["image_path"], "rb") as f:
+                data = f.read()
+            decoded, pred, _ = run_prediction(seg, data, ticket, need_full=True)
+        except (OSError, ApiError) as exc:
+            if isinstance(exc, ApiError) and exc.code == "overloaded":
+                raise
+            # The product exists; its stored photo is missing or damaged (decode's 4xx answers are for uploads).
+            # That is the server's fault, not a bad request.
+            log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
+            raise ApiError(500, "photo_unreadable",
+                           f"the catalogue photo of product {row['id']} cannot be read") from exc
+        refined = matting.see_through_image(decoded.full, pred.mask, glass=catalogue.is_glass(row))
+        # Cropped to the refined alpha, which follows the photo's own edges: the room view reads the product's size
+        # and aspect off the crop.
+        bbox = (matting.opaque_bbox(refined) or pred.detections[0].bbox) if pred.detections else None
+        image = imaging.crop(refined, bbox, margin=CATALOGUE_MARGIN)
+        meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
+                "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION,
+                "crop": list(imaging.crop_box(refined.size, bbox, CATALOGUE_MARGIN))}
+        png = imaging.png_bytes(image)
     cache.put(row["image_sha256"], key, png, meta)
     return png, meta
 

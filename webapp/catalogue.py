@@ -191,7 +191,10 @@ def list_products(db: sqlite3.Connection, *, klass: str | None, query: str | Non
     if klass:
         where.append("class = ?")
         params.append(klass)
-    if query:
+    if query and "\x00" in query:
+        # SQLite's LIKE stops reading its pattern at a NUL, so "%\x00%" would match everything; no name holds one.
+        where.append("0")
+    elif query:
         where.append("(name LIKE ? ESCAPE '\\' OR sku LIKE ? ESCAPE '\\' OR category LIKE ? ESCAPE '\\')")
         params += [_like(query)] * 3
     clause = ("WHERE " + " AND ".join(where)) if where else ""

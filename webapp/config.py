@@ -49,6 +49,18 @@ class Config:
     ROOMS_DIR: str = str(PROJECT_ROOT / "data" / "demo" / "rooms")
     MAX_CONTENT_LENGTH: int = 10 * 1024 * 1024
     MAX_IMAGE_PIXELS: int = 40_000_000
+    # Uploads above this many pixels are decoded reduced and answered (mask, cut-out) at this many pixels at most.
+    MAX_OUTPUT_PIXELS: int = 12_000_000
+    # Load shedding per worker (webapp/shedding.py, docs/reliability.md): at most SHED_MAX_INFLIGHT requests in
+    # model work (MODEL_INTERPRETERS of them running), the rest answered 503 at once; an admitted request that cannot
+    # start within SHED_DEADLINE_SECONDS of its arrival is dropped with a 503 before the model runs.
+    SHED_MAX_INFLIGHT: int = 8
+    SHED_DEADLINE_SECONDS: float = 0.5
+    # Uploads above LARGE_IMAGE_PIXELS take one of LARGE_IMAGE_SLOTS per worker, waiting up to
+    # LARGE_IMAGE_WAIT_SECONDS for it (their decode needs up to ~160 MB each).
+    LARGE_IMAGE_PIXELS: int = 4_000_000
+    LARGE_IMAGE_SLOTS: int = 1
+    LARGE_IMAGE_WAIT_SECONDS: float = 15.0
     # Threads each TFLite interpreter may use; 1 keeps several request threads from fighting over 2 cores.
     MODEL_THREADS: int = 1
     # Interpreters per worker process (each holds its own copy of the unpacked weights).
@@ -97,6 +109,12 @@ class Config:
             ROOMS_DIR=_env_path("ROOMS_DIR", Path(d.ROOMS_DIR)),
             MAX_CONTENT_LENGTH=_env_number("MAX_CONTENT_LENGTH", d.MAX_CONTENT_LENGTH),
             MAX_IMAGE_PIXELS=_env_number("MAX_IMAGE_PIXELS", d.MAX_IMAGE_PIXELS),
+            MAX_OUTPUT_PIXELS=_env_number("MAX_OUTPUT_PIXELS", d.MAX_OUTPUT_PIXELS),
+            SHED_MAX_INFLIGHT=_env_number("SHED_MAX_INFLIGHT", d.SHED_MAX_INFLIGHT),
+            SHED_DEADLINE_SECONDS=_env_number("SHED_DEADLINE_SECONDS", d.SHED_DEADLINE_SECONDS, float),
+            LARGE_IMAGE_PIXELS=_env_number("LARGE_IMAGE_PIXELS", d.LARGE_IMAGE_PIXELS),
+            LARGE_IMAGE_SLOTS=_env_number("LARGE_IMAGE_SLOTS", d.LARGE_IMAGE_SLOTS),
+            LARGE_IMAGE_WAIT_SECONDS=_env_number("LARGE_IMAGE_WAIT_SECONDS", d.LARGE_IMAGE_WAIT_SECONDS, float),
             MODEL_THREADS=_env_number("MODEL_THREADS", d.MODEL_THREADS),
             MODEL_INTERPRETERS=_env_number("MODEL_INTERPRETERS", d.MODEL_INTERPRETERS),
             MODEL_RETRY_SECONDS=_env_number("MODEL_RETRY_SECONDS", d.MODEL_RETRY_SECONDS, float),

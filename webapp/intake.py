@@ -213,8 +213,10 @@ def picture_cutout(product_id: str, index: int) -> Response:
     from .api import cached_cutout  # the catalogue's cut-out path: same model, refinement and cache
 
     p = _picture(product_id, index)
+    row, _ = _load(product_id)
     png, meta = cached_cutout({"id": f"shopper:{product_id[:6]}", "image_sha256": p["sha256"],
-                               "image_path": str(shopper.picture_path(p["sha256"], p["ext"]))})
+                               "image_path": str(shopper.picture_path(p["sha256"], p["ext"])),
+                               "name": row["title"], "category": None, "class": None})
     resp = Response(png, mimetype="image/png")
     resp.headers["Cache-Control"] = "private, max-age=3600"
     detections = meta.get("detections") or []

@@ -22,6 +22,8 @@ class Metrics:
                                  ["endpoint"], buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.inference = Histogram("roomfit_inference_seconds", "Model invoke time per prediction",
                                    buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.shed = Counter("roomfit_shed_total", "Requests refused by load shedding, by reason",
+                            ["reason"], registry=self.registry)
         self.predictions = Counter("roomfit_predictions_total", "Predictions by detected label",
                                    ["label"], registry=self.registry)
 

@@ -29,6 +29,17 @@ _SHOPPER_ID = {"name": "product_id", "in": "path", "required": True, "schema": {
 _INDEX = {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
 _RATE_LIMITED = _error("Rate limited: retry after the number of seconds in the Retry-After header")
 _NOT_READY = _error("The model is not loaded (yet); retry later")
+_BUSY = _error("model_not_ready: the model is not loaded (yet); overloaded: the server is at capacity or the request "
+               "waited too long (load shedding); both carry Retry-After")
+# Every error code the API answers with (errors.py, webapp/server.py for the ones gunicorn's parser raises).
+ERROR_CODES = ("bad_request", "missing_field", "empty_file", "invalid_image", "invalid_parameter", "not_found",
+               "method_not_allowed", "request_timeout", "payload_too_large", "uri_too_long", "unsupported_media_type",
+               "too_many_pixels", "unprocessable", "rate_limited", "headers_too_large", "expectation_failed",
+               "forbidden", "photo_unreadable", "internal_error", "not_implemented", "model_not_ready", "overloaded",
+               "service_unavailable",
+               # "add your product" (POST /api/intake)
+               "invalid_json", "invalid_url", "url_not_allowed", "unreachable_url", "fetch_failed", "fetch_timeout",
+               "fetch_too_large", "not_html", "no_pictures", "image_too_small")
 _PHOTO_UNREADABLE = _error("photo_unreadable: the product's stored photo is missing or damaged (a server fault)")
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -38,12 +49,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "success": {"type": "boolean", "enum": [False]},
             "error": {"type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "string", "example": "invalid_image",
-                         "description": "missing_field, empty_file, invalid_image, invalid_parameter, not_found, "
-                                        "method_not_allowed, payload_too_large, unsupported_media_type, "
-                                        "too_many_pixels, rate_limited, model_not_ready, photo_unreadable, internal_error; "
-                                        "intake: invalid_url, url_not_allowed, unreachable_url, fetch_failed, "
-                                        "fetch_timeout, fetch_too_large, not_html, no_pictures, image_too_small, "
-                                        "invalid_json"},
+                         "enum": list(ERROR_CODES),
+                         "description": "one of: " + ", ".join(ERROR_CODES)},
                 "message": {"type": "string"}}},
         },
     },
@@ -79,8 +86,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"},
                             "description": "empty when no product is found"},
             "mask": {"type": "string", "format": "byte",
-                     "description": "base64 PNG, 8-bit alpha (0 background .. 255 product), same size as the input"},
+                     "description": "base64 PNG, 8-bit alpha (0 background .. 255 product), width x height"},
             "width": {"type": "integer"}, "height": {"type": "integer"},
+            "scale": {"type": "number", "description": "mask pixels per upload pixel: 1, or 1/2^k for uploads over "
+                                                       "MAX_OUTPUT_PIXELS (bbox and mask are in mask pixels)"},
             "model": {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"}}},
             "timing_ms": {"type": "object", "additionalProperties": {"type": "number"}},
         },
@@ -131,15 +140,19 @@ PATHS: dict[str, dict[str, Any]] = {
             "type": "object", "required": ["image"],
             "properties": {"image": {"type": "string", "format": "binary"}}}}}},
         "responses": {
-            "200": {"description": "Prediction (format=json), cut-out or mask PNG (X-Detected-Class header)",
+            "200": {"description": "Prediction (format=json), cut-out or mask PNG (X-Detected-Class header). Photos over "
+                                   "MAX_OUTPUT_PIXELS (12 MP) are answered reduced by a power of two: `width`/`height`"
+                                   " are the mask's, `scale` (X-Image-Scale) its pixels per upload pixel",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Prediction"}},
                                 "image/png": {"schema": {"type": "string", "format": "binary"}}}},
-            "400": _error("Missing field, empty, corrupt or non-image data, or a bad parameter"),
+            "400": _error("Missing field, empty, corrupt or non-image data, or a bad parameter (also a malformed "
+                          "request or chunked body: bad_request)"),
+            "408": _error("request_timeout: the request was not complete within REQUEST_READ_TIMEOUT"),
             "413": _error("Upload larger than MAX_CONTENT_LENGTH"),
             "415": _error("Unsupported image type (e.g. GIF) or not multipart/form-data"),
             "422": _error("Too many pixels (decompression-bomb guard)"),
             "429": _RATE_LIMITED,
-            "503": _NOT_READY,
+            "503": _BUSY,
         },
     }},
     "/api/products": {"get": {
@@ -166,7 +179,7 @@ PATHS: dict[str, dict[str, Any]] = {
     "/api/products/{product_id}/cutout.png": {"get": {
         "summary": "The product's transparent cut-out (cached per image and model)", "parameters": [_PRODUCT_ID],
         "responses": {"200": _png("RGBA cut-out cropped to the product"), "404": _error("No such product"),
-                      "429": _RATE_LIMITED, "500": _PHOTO_UNREADABLE, "503": _NOT_READY},
+                      "429": _RATE_LIMITED, "500": _PHOTO_UNREADABLE, "503": _BUSY},
     }},
     "/api/intake": {"post": {
         "summary": "Add your own product: a product page URL or a photo (private to whoever holds its id)",

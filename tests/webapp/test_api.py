@@ -181,7 +181,7 @@ def test_openapi_document(client):
                  "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"]
     codes = set(spec["paths"]["/predict"]["post"]["responses"])
-    assert codes == {"200", "400", "413", "415", "422", "429", "503"}
+    assert codes == {"200", "400", "408", "413", "415", "422", "429", "503"}
     assert "Error" in spec["components"]["schemas"]
 
 
