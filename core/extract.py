@@ -52,16 +52,29 @@ _EXCLUDED = re.compile(r"related|upsell|up-sell|cross-?sell|recommend|also-?(?:l
                        r"you-?may|similar|complete-?the-?look|shop-?the-?look|mini-?cart|cart-?drawer|megamenu|"
                        r"site-?header|site-?footer|carousel-?products|product-?carousel|accessor|bundle|"
                        r"customers-?(?:also|who)|frequently|people-?also|more-?from|bought-?together|"
-                       r"trending|bestseller|top-?seller|last-?seen|history|banner|advert|\bads?\b|promo|newsletter",
+                       r"trending|bestseller|top-?seller|last-?seen|history|banner|advert|\bad-?(?:slot|unit|container|"
+                       r"wrapper|banner)|\bads-|adsense|promo|newsletter",
                        re.IGNORECASE)
 _CHROME_TAGS = {"header", "footer", "nav", "aside"}
 _CHROME_ROLES = {"banner", "navigation", "contentinfo", "complementary", "dialog"}
+_MEDIA_PLAYERS = {"video", "audio", "iframe", "object", "embed"}
 # Image URLs that are never product photos.
 _JUNK_URL = re.compile(r"sprite|(?:^|[/_.-])icons?(?:[/_.-]|$)|logo|favicon|placeholder|spinner|loader|loading\.gif|"
                        r"spacer|blank\.gif|1x1|pixel|beacon|/tr\?|/collect\?|doubleclick|analytics|\.svg(?:$|\?)|"
                        r"\.gif(?:$|\?)|badge|banner|flags?/|payment|rating|stars?[-_.]|avatar|emoji|"
-                       r"transparent|no[-_]?image|noimage|nophoto|default[-_]?image",
+                       r"transparent|no[-_]?image|noimage|nophoto|default[-_]?image|"
+                       # promotional stickers, review sites' trust seals, brand logos, video stills, map tiles
+                       r"disruptor|sticker|trust[-_]?(?:mark|badge|seal)|/brands?(?:xl|[-_]?logos?)?/|"
+                       r"(?:^|[/_.-])videos?[-_]?\d+(?:[/_.-]|$)|/videos?/|[/_.](?:mp4|webm|m3u8|mov)(?:[/_.?]|$)|"
+                       r"/maps?/|/tiles?/|staticmap",
                        re.IGNORECASE)
+# Hosts that serve video thumbnails and map tiles: never a product picture, whatever the markup says.
+_JUNK_HOST = re.compile(r"(?:^|\.)(?:ytimg\.com|youtube\.com|youtube-nocookie\.com|vimeocdn\.com|vimeo\.com|"
+                        r"dailymotion\.com|dmcdn\.net|maps\.googleapis\.com|maps\.gstatic\.com|"
+                        r"tile\.openstreetmap\.org|api\.mapbox\.com|tiles\.mapbox\.com)$|^maps?\d*\.|^tiles?\d*\.",
+                        re.IGNORECASE)
+# An image *set* (a CDN's list of pictures, not a picture): an extensionless last segment named ..._SET.
+_IMAGE_SET = re.compile(r"[-_](?:image)?set$", re.IGNORECASE)
 _JUNK_CLASS = re.compile(r"\b(?:icon|logo|sprite|avatar|badge|flag|rating|swatch|payment|brand)", re.IGNORECASE)
 # Main product gallery containers across common platforms (class or id).
 _GALLERY = re.compile(r"gallery|product[-_]?(?:single__)?(?:media|image|photo|picture|visual)|media[-_]?gallery|"
@@ -198,6 +211,11 @@ def same_site(url: str, domains: Iterable[str]) -> bool:
 def junk_url(url: str) -> bool:
     """True for image URLs that are never product photos (sprites, icons, pixels, SVG, GIF, placeholders)."""
     parts = urlsplit(url)
+    if _JUNK_HOST.search(parts.hostname or ""):
+        return True
+    last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if "." not in last and _IMAGE_SET.search(last):
+        return True
     return bool(_JUNK_URL.search(f"{parts.path}?{parts.query}"))  # the host may say "analytics" and be a CDN
 
 
@@ -1071,6 +1089,8 @@ def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> Non
                        junk=pctx.junk)
         if el.tag in ("img", "source", "picture"):
             ctx.junk = ctx.junk or _junk_img(el)
+        elif el.tag in _MEDIA_PLAYERS:  # a video's poster and sources are stills of a film, not product pictures
+            ctx.junk = True
         contexts[el] = ctx
         if not el.attrib or el.tag in ("meta", "link", "html", "body") or ctx.junk:
             continue
@@ -1224,7 +1244,7 @@ def _slot_lists(shown: dict[Any, dict[str, set[str]]]) -> dict[Any, list[tuple[A
     lists: dict[Any, list[tuple[Any, Any]]] = {}
     for el in shown:
         node, depth = el, 0
-        while depth < 4:
+        while depth < 7:  # old table layouts nest a thumbnail 6 deep inside its <li> slot
             parent = node.getparent()
             if parent is None or parent.tag in ("body", "html"):
                 break
