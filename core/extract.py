@@ -65,7 +65,7 @@ _JUNK_URL = re.compile(r"sprite|(?:^|[/_.-])icons?(?:[/_.-]|$)|logo|favicon|plac
                        r"transparent|no[-_]?image|noimage|nophoto|default[-_]?image|"
                        # promotional stickers, review sites' trust seals, brand logos, video stills, map tiles
                        r"disruptor|sticker|trust[-_]?(?:mark|badge|seal)|/brands?(?:xl|[-_]?logos?)?/|"
-                       r"(?:^|[/_.-])videos?[-_]?\d+(?:[/_.-]|$)|/videos?/|[/_.](?:mp4|webm|m3u8|mov)(?:[/_.?]|$)|"
+                       r"(?:^|[/_.-])videos?[-_]?\d+(?:[/_.?-]|$)|/videos?/|[/_.](?:mp4|webm|m3u8|mov)(?:[/_.?]|$)|"
                        r"/maps?/|/tiles?/|staticmap",
                        re.IGNORECASE)
 # Hosts that serve video thumbnails and map tiles: never a product picture, whatever the markup says.
@@ -73,9 +73,12 @@ _JUNK_HOST = re.compile(r"(?:^|\.)(?:ytimg\.com|youtube\.com|youtube-nocookie\.c
                         r"dailymotion\.com|dmcdn\.net|maps\.googleapis\.com|maps\.gstatic\.com|"
                         r"tile\.openstreetmap\.org|api\.mapbox\.com|tiles\.mapbox\.com)$|^maps?\d*\.|^tiles?\d*\.",
                         re.IGNORECASE)
+# Keys of script JSON whose pictures are the product's chrome (a brand logo, a family icon, a colour swatch).
+_CHROME_KEY = re.compile(r"logo|icon|badge|brand|avatar|flag|sprite|banner|swatch|sticker|seal", re.IGNORECASE)
 # An image *set* (a CDN's list of pictures, not a picture): an extensionless last segment named ..._SET.
 _IMAGE_SET = re.compile(r"[-_](?:image)?set$", re.IGNORECASE)
-_JUNK_CLASS = re.compile(r"\b(?:icon|logo|sprite|avatar|badge|flag|rating|swatch|payment|brand)", re.IGNORECASE)
+_JUNK_CLASS = re.compile(r"\b(?:icon|logo|sprite|avatar|badge|flag|rating|swatch|payment|brand)|"
+                         r"(?:^|[\s_-])colou?r[-_]?(?:image|img|chip|thumb)", re.IGNORECASE)  # another colour's chip
 # Main product gallery containers across common platforms (class or id).
 _GALLERY = re.compile(r"gallery|product[-_]?(?:single__)?(?:media|image|photo|picture|visual)|media[-_]?gallery|"
                       r"main[-_]?(?:image|photo|picture)|image[-_]?block|pdp[-_]?(?:image|media|viewer|gallery)|"
@@ -1000,9 +1003,17 @@ class _ScriptFinds:
     groups: list[list[str]] = field(default_factory=list)
 
 
-def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
+def _url_id(url: str) -> str:
+    """A page URL as an identifier: host and path, lower case, without scheme, query, fragment or trailing slash."""
+    parts = urlsplit(url.strip())
+    return f"{(parts.hostname or '').removeprefix('www.')}{parts.path.rstrip('/')}".lower()
+
+
+def _script_images(doc: Any, ids: set[str], page_id: str = "") -> _ScriptFinds:
     """Image URLs in inline scripts (JSON state blobs, JS object literals); JSON is walked as data, the rest is
-    searched as text (an image then counts as this product's when an id of it is near)."""
+    searched as text (an image then counts as this product's when an id of it is near). An object whose URL is
+    this page names this product as much as one holding its id."""
+    ids = ids | ({page_id} if page_id.count("/") >= 1 and not page_id.endswith("/") else set())
     finds = _ScriptFinds()
     for script in doc.iter("script"):
         kind = (script.get("type") or "").lower()
@@ -1018,6 +1029,9 @@ def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
         text = text.replace("\\/", "/").replace("\\u002F", "/").replace("\\u002f", "/")
         low = text.lower()
         for m in _IMAGE_URL.finditer(text):
+            keys = re.findall(r"[\"']?([A-Za-z_]\w*)[\"']?\s*:", text[max(0, m.start() - 60):m.start()])
+            if any(_CHROME_KEY.search(k) for k in keys[-2:]):
+                continue  # {"icon": {"original": url}}: a logo, icon or swatch, as in parsed JSON
             window = low[max(0, m.start() - 600):m.end() + 600]
             finds.urls.append((m.group(0), any(t in window for t in ids)))
     return finds
@@ -1025,7 +1039,8 @@ def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
 
 def _script_json(text: str) -> Any:
     """The JSON a script holds (a JSON script, or one `x = {...};` assignment), or None when it is other JS."""
-    text = text.strip()
+    # XHTML-era pages wrap script bodies in (commented) CDATA markers.
+    text = re.sub(r"^\s*(?://\s*|/\*\s*)?<!\[CDATA\[|(?://\s*|/\*\s*)?\]\]>(?:\s*\*/)?\s*$", "", text).strip()
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
     if start < 0:
         return None
@@ -1042,16 +1057,21 @@ def _walk_script_json(node: Any, ids: set[str], own: bool, finds: _ScriptFinds, 
     if depth > 60:
         return
     if isinstance(node, dict):
-        own = own or any(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip().lower() in ids
-                         for v in node.values())
-        for value in node.values():
+        own = _names_product(node, ids) or own and not _names_other_page(node, ids)
+        for key, value in node.items():
+            if isinstance(key, str) and _CHROME_KEY.search(key):
+                continue  # a logo, icon, badge or swatch of the product is not a picture of it
             _walk_script_json(value, ids, own, finds, depth + 1)
     elif isinstance(node, list):
         group = []
-        for item in node:
+        # A list of objects one of which is this product (its colours, models, variants): the others are other
+        # products, even though the list sits inside this product's object.
+        naming = [isinstance(item, dict) and _names_product(item, ids) for item in node]
+        siblings = any(naming) and sum(isinstance(item, dict) for item in node) >= 2
+        for item, names in zip(node, naming):
             values = item.values() if isinstance(item, dict) else [item]
             group += [v for v in values if isinstance(v, str) and _IMAGE_URL.fullmatch(v.strip())]
-            _walk_script_json(item, ids, own, finds, depth + 1)
+            _walk_script_json(item, ids, own and not (siblings and not names), finds, depth + 1)
         if len(group) > 1:
             finds.groups.append(group)
     elif isinstance(node, str) and len(node) < 2000:
@@ -1060,6 +1080,29 @@ def _walk_script_json(node: Any, ids: set[str], own: bool, finds: _ScriptFinds, 
             finds.urls.append((value, own))
         elif "<img" in value or "srcset" in value:  # HTML inside JSON (rendered fragments)
             finds.urls += [(m.group(0), own) for m in _IMAGE_URL.finditer(value)]
+
+
+def _names_product(node: dict[str, Any], ids: set[str]) -> bool:
+    """True when one of an object's own scalar values is an identifier (id, SKU, title) of this product."""
+    for v in node.values():
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            text = str(v).strip().lower()
+            if text in ids or text.startswith(("http", "/")) and len(text) < 500 and _url_id(text) in ids:
+                return True
+    return False
+
+
+def _names_other_page(node: dict[str, Any], ids: set[str]) -> bool:
+    """True when a named object (name/title beside a URL) links another page: a tile of another product or colour."""
+    if not any(isinstance(k, str) and k.lower() in ("name", "title", "label") for k in node):
+        return False
+    for key, v in node.items():
+        if isinstance(key, str) and re.search(r"(?:url|link|href)$", key, re.IGNORECASE) and isinstance(v, str):
+            text = v.strip().lower()
+            if text.startswith(("http", "/")) and not _IMAGE_PATH.search(urlsplit(text).path) and _url_id(text) \
+                    and _url_id(text) not in ids and urlsplit(text).path.strip("/"):
+                return True
+    return False
 
 
 def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> None:
@@ -1171,7 +1214,7 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
     else:
         _gather_dom(doc, base, sd.microdata_scope, page_url, add)
         ids = tokens | {n for n in [(info.title or "").lower()] if len(n) >= 8}
-        finds = _script_images(doc, ids)
+        finds = _script_images(doc, ids, _url_id(page_url))
         for url, own in finds.urls:
             if ev := ev_for(url, 0.0, "script"):
                 ev.script_scope = ev.script_scope or own
