@@ -1070,7 +1070,8 @@ def _walk_script_json(node: Any, ids: set[str], own: bool, finds: _ScriptFinds, 
         siblings = any(naming) and sum(isinstance(item, dict) for item in node) >= 2
         for item, names in zip(node, naming):
             values = item.values() if isinstance(item, dict) else [item]
-            group += [v for v in values if isinstance(v, str) and _IMAGE_URL.fullmatch(v.strip())]
+            if not siblings or names:  # other models' pictures are no part of this product's gallery list
+                group += [v for v in values if isinstance(v, str) and _IMAGE_URL.fullmatch(v.strip())]
             _walk_script_json(item, ids, own and not (siblings and not names), finds, depth + 1)
         if len(group) > 1:
             finds.groups.append(group)
