@@ -94,7 +94,10 @@ _NEXT_TEXT = re.compile(r"^\s*(?:next(?: page)?|load more|show more|more product
                         re.IGNORECASE)
 # The add-to-cart / buy control of a product page (class, id or name; the visible text is in the shop's language).
 _BUY = re.compile(r"add-?to-?(?:cart|basket|bag)|add_to_(?:cart|basket|bag)|addtocart|addtobasket|buy-?now|"
-                  r"buy_now|buybox|buy-?box|product-?form", re.IGNORECASE)
+                  r"buy_now|buybox|buy-?box|product-?form|buy[-_]?(?:btn|button)|(?:button|btn)[-_]?(?:cart|buy)\b",
+                  re.IGNORECASE)
+# The quantity field beside a product's buy control.
+_QUANTITY = re.compile(r"^(?:qty|quantity|amount)$", re.IGNORECASE)
 _PAGINATION = re.compile(r"paginat|pager|pages|page-?numbers|page-?list", re.IGNORECASE)
 _NOT_PRODUCT_LINK = re.compile(r"add-to-cart|/cart\b|/checkout|/account|/login|/wishlist|/compare|#", re.IGNORECASE)
 _DIM_LABEL = re.compile(r"^\s*(?:overall |product |item )?(?:dimensions?|measurements?|size|abmessungen|ma[aå]tt)"
@@ -1629,6 +1632,9 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
     og_type = soup.find("meta", attrs={"property": "og:type"})
     if og_type and "product" in str(og_type.get("content", "")).lower():
         return True
+    # OpenGraph/Facebook product price tags describe the one product a page sells.
+    if soup.find("meta", attrs={"property": re.compile(r"^(?:og:price|og:price:amount|product:price:amount)$")}):
+        return True
     doc = _parse_lxml(html)
     sd = _structured(doc, page_url, _doc_base(doc, page_url))
     if sd.has_itemlist:
@@ -1644,7 +1650,12 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
         ["button", "input", "a", "form"], id=True) if _BUY.search(" ".join([*el.get("class", []), el.get("id", ""),
                                                                               el.get("name", "")]))]
     own = {id(b) for b in buys if not _excluded(b) and b.find_parent(True, attrs={"class": _TILE_CLASS}) is None}
-    return 1 <= len(own) <= 2  # buttons inside listing tiles are the tiles' own
+    if 1 <= len(own) <= 2:  # buttons inside listing tiles are the tiles' own
+        return True
+    # A quantity field of its own (a product form, perhaps repeated in a sticky bar); tiles rarely carry one each.
+    qty = [el for el in soup.find_all("input", attrs={"name": _QUANTITY}) if not _excluded(el)
+           and el.find_parent(True, attrs={"class": _TILE_CLASS}) is None]
+    return 1 <= len(qty) <= 2
 
 
 def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors: Selectors | None = None
