@@ -14,7 +14,7 @@ LABELS ?= data/labels
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help run test data label label-extra train evaluate export tune bench probe clean extract-bench
+.PHONY: help run test data label label-extra train evaluate export tune bench probe clean extract-bench crawl-bench
 
 help:
 	@echo "make run | test | data | label | train | evaluate | export | tune | bench | probe | clean"
@@ -110,6 +110,10 @@ bench: $(VENV)/.dev
 # Picture extraction on the annotated real shop pages ($(SHARED)/data/pages): recall, foreign share, parse time.
 extract-bench: $(VENV)/.dev
 	$(PY) benchmarks/extract_bench.py --pages $(SHARED)/data/pages
+
+# the crawler end to end on the annotated pages, served with generated pictures on 127.0.0.1
+crawl-bench: $(VENV)/.dev
+	$(PY) benchmarks/crawl_bench.py --pages $(SHARED)/data/pages
 
 probe: $(VENV)/.dev
 	$(PY) -m training probe --encoder-weights $(ENCODER_WEIGHTS) --tap block_16_expand_relu block_15_add out_relu

@@ -52,17 +52,33 @@ _EXCLUDED = re.compile(r"related|upsell|up-sell|cross-?sell|recommend|also-?(?:l
                        r"you-?may|similar|complete-?the-?look|shop-?the-?look|mini-?cart|cart-?drawer|megamenu|"
                        r"site-?header|site-?footer|carousel-?products|product-?carousel|accessor|bundle|"
                        r"customers-?(?:also|who)|frequently|people-?also|more-?from|bought-?together|"
-                       r"trending|bestseller|top-?seller|last-?seen|history|banner|advert|\bads?\b|promo|newsletter",
+                       r"trending|bestseller|top-?seller|last-?seen|history|banner|advert|\bad-?(?:slot|unit|container|"
+                       r"wrapper|banner)|\bads-|adsense|promo|newsletter",
                        re.IGNORECASE)
 _CHROME_TAGS = {"header", "footer", "nav", "aside"}
 _CHROME_ROLES = {"banner", "navigation", "contentinfo", "complementary", "dialog"}
+_MEDIA_PLAYERS = {"video", "audio", "iframe", "object", "embed"}
 # Image URLs that are never product photos.
 _JUNK_URL = re.compile(r"sprite|(?:^|[/_.-])icons?(?:[/_.-]|$)|logo|favicon|placeholder|spinner|loader|loading\.gif|"
                        r"spacer|blank\.gif|1x1|pixel|beacon|/tr\?|/collect\?|doubleclick|analytics|\.svg(?:$|\?)|"
                        r"\.gif(?:$|\?)|badge|banner|flags?/|payment|rating|stars?[-_.]|avatar|emoji|"
-                       r"transparent|no[-_]?image|noimage|nophoto|default[-_]?image",
+                       r"transparent|no[-_]?image|noimage|nophoto|default[-_]?image|"
+                       # promotional stickers, review sites' trust seals, brand logos, video stills, map tiles
+                       r"disruptor|sticker|trust[-_]?(?:mark|badge|seal)|/brands?(?:xl|[-_]?logos?)?/|"
+                       r"(?:^|[/_.-])videos?[-_]?\d+(?:[/_.?-]|$)|/videos?/|[/_.](?:mp4|webm|m3u8|mov)(?:[/_.?]|$)|"
+                       r"/maps?/|/tiles?/|staticmap",
                        re.IGNORECASE)
-_JUNK_CLASS = re.compile(r"\b(?:icon|logo|sprite|avatar|badge|flag|rating|swatch|payment|brand)", re.IGNORECASE)
+# Hosts that serve video thumbnails and map tiles: never a product picture, whatever the markup says.
+_JUNK_HOST = re.compile(r"(?:^|\.)(?:ytimg\.com|youtube\.com|youtube-nocookie\.com|vimeocdn\.com|vimeo\.com|"
+                        r"dailymotion\.com|dmcdn\.net|maps\.googleapis\.com|maps\.gstatic\.com|"
+                        r"tile\.openstreetmap\.org|api\.mapbox\.com|tiles\.mapbox\.com)$|^maps?\d*\.|^tiles?\d*\.",
+                        re.IGNORECASE)
+# Keys of script JSON whose pictures are the product's chrome (a brand logo, a family icon, a colour swatch).
+_CHROME_KEY = re.compile(r"logo|icon|badge|brand|avatar|flag|sprite|banner|swatch|sticker|seal", re.IGNORECASE)
+# An image *set* (a CDN's list of pictures, not a picture): an extensionless last segment named ..._SET.
+_IMAGE_SET = re.compile(r"[-_](?:image)?set$", re.IGNORECASE)
+_JUNK_CLASS = re.compile(r"\b(?:icon|logo|sprite|avatar|badge|flag|rating|swatch|payment|brand)|"
+                         r"(?:^|[\s_-])colou?r[-_]?(?:image|img|chip|thumb)", re.IGNORECASE)  # another colour's chip
 # Main product gallery containers across common platforms (class or id).
 _GALLERY = re.compile(r"gallery|product[-_]?(?:single__)?(?:media|image|photo|picture|visual)|media[-_]?gallery|"
                       r"main[-_]?(?:image|photo|picture)|image[-_]?block|pdp[-_]?(?:image|media|viewer|gallery)|"
@@ -78,7 +94,10 @@ _NEXT_TEXT = re.compile(r"^\s*(?:next(?: page)?|load more|show more|more product
                         re.IGNORECASE)
 # The add-to-cart / buy control of a product page (class, id or name; the visible text is in the shop's language).
 _BUY = re.compile(r"add-?to-?(?:cart|basket|bag)|add_to_(?:cart|basket|bag)|addtocart|addtobasket|buy-?now|"
-                  r"buy_now|buybox|buy-?box|product-?form", re.IGNORECASE)
+                  r"buy_now|buybox|buy-?box|product-?form|buy[-_]?(?:btn|button)|(?:button|btn)[-_]?(?:cart|buy)\b",
+                  re.IGNORECASE)
+# The quantity field beside a product's buy control.
+_QUANTITY = re.compile(r"^(?:qty|quantity|amount)$", re.IGNORECASE)
 _PAGINATION = re.compile(r"paginat|pager|pages|page-?numbers|page-?list", re.IGNORECASE)
 _NOT_PRODUCT_LINK = re.compile(r"add-to-cart|/cart\b|/checkout|/account|/login|/wishlist|/compare|#", re.IGNORECASE)
 _DIM_LABEL = re.compile(r"^\s*(?:overall |product |item )?(?:dimensions?|measurements?|size|abmessungen|ma[aå]tt)"
@@ -198,6 +217,11 @@ def same_site(url: str, domains: Iterable[str]) -> bool:
 def junk_url(url: str) -> bool:
     """True for image URLs that are never product photos (sprites, icons, pixels, SVG, GIF, placeholders)."""
     parts = urlsplit(url)
+    if _JUNK_HOST.search(parts.hostname or ""):
+        return True
+    last = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    if "." not in last and _IMAGE_SET.search(last):
+        return True
     return bool(_JUNK_URL.search(f"{parts.path}?{parts.query}"))  # the host may say "analytics" and be a CDN
 
 
@@ -982,9 +1006,17 @@ class _ScriptFinds:
     groups: list[list[str]] = field(default_factory=list)
 
 
-def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
+def _url_id(url: str) -> str:
+    """A page URL as an identifier: host and path, lower case, without scheme, query, fragment or trailing slash."""
+    parts = urlsplit(url.strip())
+    return f"{(parts.hostname or '').removeprefix('www.')}{parts.path.rstrip('/')}".lower()
+
+
+def _script_images(doc: Any, ids: set[str], page_id: str = "") -> _ScriptFinds:
     """Image URLs in inline scripts (JSON state blobs, JS object literals); JSON is walked as data, the rest is
-    searched as text (an image then counts as this product's when an id of it is near)."""
+    searched as text (an image then counts as this product's when an id of it is near). An object whose URL is
+    this page names this product as much as one holding its id."""
+    ids = ids | ({page_id} if page_id.count("/") >= 1 and not page_id.endswith("/") else set())
     finds = _ScriptFinds()
     for script in doc.iter("script"):
         kind = (script.get("type") or "").lower()
@@ -1000,6 +1032,9 @@ def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
         text = text.replace("\\/", "/").replace("\\u002F", "/").replace("\\u002f", "/")
         low = text.lower()
         for m in _IMAGE_URL.finditer(text):
+            keys = re.findall(r"[\"']?([A-Za-z_]\w*)[\"']?\s*:", text[max(0, m.start() - 60):m.start()])
+            if any(_CHROME_KEY.search(k) for k in keys[-2:]):
+                continue  # {"icon": {"original": url}}: a logo, icon or swatch, as in parsed JSON
             window = low[max(0, m.start() - 600):m.end() + 600]
             finds.urls.append((m.group(0), any(t in window for t in ids)))
     return finds
@@ -1007,7 +1042,8 @@ def _script_images(doc: Any, ids: set[str]) -> _ScriptFinds:
 
 def _script_json(text: str) -> Any:
     """The JSON a script holds (a JSON script, or one `x = {...};` assignment), or None when it is other JS."""
-    text = text.strip()
+    # XHTML-era pages wrap script bodies in (commented) CDATA markers.
+    text = re.sub(r"^\s*(?://\s*|/\*\s*)?<!\[CDATA\[|(?://\s*|/\*\s*)?\]\]>(?:\s*\*/)?\s*$", "", text).strip()
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
     if start < 0:
         return None
@@ -1024,16 +1060,22 @@ def _walk_script_json(node: Any, ids: set[str], own: bool, finds: _ScriptFinds, 
     if depth > 60:
         return
     if isinstance(node, dict):
-        own = own or any(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip().lower() in ids
-                         for v in node.values())
-        for value in node.values():
+        own = _names_product(node, ids) or own and not _names_other_page(node, ids)
+        for key, value in node.items():
+            if isinstance(key, str) and _CHROME_KEY.search(key):
+                continue  # a logo, icon, badge or swatch of the product is not a picture of it
             _walk_script_json(value, ids, own, finds, depth + 1)
     elif isinstance(node, list):
         group = []
-        for item in node:
+        # A list of objects one of which is this product (its colours, models, variants): the others are other
+        # products, even though the list sits inside this product's object.
+        naming = [isinstance(item, dict) and _names_product(item, ids) for item in node]
+        siblings = any(naming) and sum(isinstance(item, dict) for item in node) >= 2
+        for item, names in zip(node, naming):
             values = item.values() if isinstance(item, dict) else [item]
-            group += [v for v in values if isinstance(v, str) and _IMAGE_URL.fullmatch(v.strip())]
-            _walk_script_json(item, ids, own, finds, depth + 1)
+            if not siblings or names:  # other models' pictures are no part of this product's gallery list
+                group += [v for v in values if isinstance(v, str) and _IMAGE_URL.fullmatch(v.strip())]
+            _walk_script_json(item, ids, own and not (siblings and not names), finds, depth + 1)
         if len(group) > 1:
             finds.groups.append(group)
     elif isinstance(node, str) and len(node) < 2000:
@@ -1042,6 +1084,29 @@ def _walk_script_json(node: Any, ids: set[str], own: bool, finds: _ScriptFinds, 
             finds.urls.append((value, own))
         elif "<img" in value or "srcset" in value:  # HTML inside JSON (rendered fragments)
             finds.urls += [(m.group(0), own) for m in _IMAGE_URL.finditer(value)]
+
+
+def _names_product(node: dict[str, Any], ids: set[str]) -> bool:
+    """True when one of an object's own scalar values is an identifier (id, SKU, title) of this product."""
+    for v in node.values():
+        if isinstance(v, (str, int)) and not isinstance(v, bool):
+            text = str(v).strip().lower()
+            if text in ids or text.startswith(("http", "/")) and len(text) < 500 and _url_id(text) in ids:
+                return True
+    return False
+
+
+def _names_other_page(node: dict[str, Any], ids: set[str]) -> bool:
+    """True when a named object (name/title beside a URL) links another page: a tile of another product or colour."""
+    if not any(isinstance(k, str) and k.lower() in ("name", "title", "label") for k in node):
+        return False
+    for key, v in node.items():
+        if isinstance(key, str) and re.search(r"(?:url|link|href)$", key, re.IGNORECASE) and isinstance(v, str):
+            text = v.strip().lower()
+            if text.startswith(("http", "/")) and not _IMAGE_PATH.search(urlsplit(text).path) and _url_id(text) \
+                    and _url_id(text) not in ids and urlsplit(text).path.strip("/"):
+                return True
+    return False
 
 
 def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> None:
@@ -1071,6 +1136,8 @@ def _gather_dom(doc: Any, base: str, scope: Any, page_url: str, add: Any) -> Non
                        junk=pctx.junk)
         if el.tag in ("img", "source", "picture"):
             ctx.junk = ctx.junk or _junk_img(el)
+        elif el.tag in _MEDIA_PLAYERS:  # a video's poster and sources are stills of a film, not product pictures
+            ctx.junk = True
         contexts[el] = ctx
         if not el.attrib or el.tag in ("meta", "link", "html", "body") or ctx.junk:
             continue
@@ -1151,7 +1218,7 @@ def _pictures(doc: Any, base: str, page_url: str, sd: _Structured, info: Product
     else:
         _gather_dom(doc, base, sd.microdata_scope, page_url, add)
         ids = tokens | {n for n in [(info.title or "").lower()] if len(n) >= 8}
-        finds = _script_images(doc, ids)
+        finds = _script_images(doc, ids, _url_id(page_url))
         for url, own in finds.urls:
             if ev := ev_for(url, 0.0, "script"):
                 ev.script_scope = ev.script_scope or own
@@ -1224,7 +1291,7 @@ def _slot_lists(shown: dict[Any, dict[str, set[str]]]) -> dict[Any, list[tuple[A
     lists: dict[Any, list[tuple[Any, Any]]] = {}
     for el in shown:
         node, depth = el, 0
-        while depth < 4:
+        while depth < 7:  # old table layouts nest a thumbnail 6 deep inside its <li> slot
             parent = node.getparent()
             if parent is None or parent.tag in ("body", "html"):
                 break
@@ -1565,6 +1632,9 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
     og_type = soup.find("meta", attrs={"property": "og:type"})
     if og_type and "product" in str(og_type.get("content", "")).lower():
         return True
+    # OpenGraph/Facebook product price tags describe the one product a page sells.
+    if soup.find("meta", attrs={"property": re.compile(r"^(?:og:price|og:price:amount|product:price:amount)$")}):
+        return True
     doc = _parse_lxml(html)
     sd = _structured(doc, page_url, _doc_base(doc, page_url))
     if sd.has_itemlist:
@@ -1580,7 +1650,12 @@ def _is_product_page(soup: BeautifulSoup, html: str, page_url: str) -> bool:
         ["button", "input", "a", "form"], id=True) if _BUY.search(" ".join([*el.get("class", []), el.get("id", ""),
                                                                               el.get("name", "")]))]
     own = {id(b) for b in buys if not _excluded(b) and b.find_parent(True, attrs={"class": _TILE_CLASS}) is None}
-    return 1 <= len(own) <= 2  # buttons inside listing tiles are the tiles' own
+    if 1 <= len(own) <= 2:  # buttons inside listing tiles are the tiles' own
+        return True
+    # A quantity field of its own (a product form, perhaps repeated in a sticky bar); tiles rarely carry one each.
+    qty = [el for el in soup.find_all("input", attrs={"name": _QUANTITY}) if not _excluded(el)
+           and el.find_parent(True, attrs={"class": _TILE_CLASS}) is None]
+    return 1 <= len(qty) <= 2
 
 
 def extract_listing(html: str, page_url: str, domains: Iterable[str], selectors: Selectors | None = None

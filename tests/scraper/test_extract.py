@@ -1,4 +1,6 @@
 """Generic extraction on the fixture shop's pages (rendered for a fake host) and on the tricky bits in isolation."""
+import json
+
 import pytest
 
 from scraper.config import Selectors
@@ -226,3 +228,67 @@ def test_renditions_shown_together_are_one_picture_and_thumbnail_strips_inherit_
     assert len(info.images) == 3
     assert "other.jpg" not in got and "other2.jpg" not in got
     assert {"1-zoom.jpg", "t1.jpg", "t2.jpg", "t3.jpg"} <= set(got)
+
+
+@pytest.mark.parametrize("url", [
+    "https://i1.ytimg.com/vi/abc123/default.jpg",  # a video's thumbnail
+    "https://maps.googleapis.com/maps/api/staticmap?center=1,2&size=600x300",
+    "https://map7.example-classifieds.org/t09/14/8089/5298.png",  # a map tile server
+    "https://www.example-classifieds.org/images/map/marker-shadow.png",
+    "https://media.cdn.example/v/Shop/4667999_R_Video001?w=268&h=268",  # a numbered video's still
+    "https://media.cdn.example/s/Shop/4667999_R_SET?$Main768$",  # an image set, not an image
+    "https://ugc.reviews.example/static/1493-en_gb/trust_mark.png",  # a review site's seal
+    "https://cdn.example/storage/brands/10/9780/images/res_2083.png",  # a brand's logo
+    "https://www.shop.example/_/assets/images/disruptor__top-right--556.png",  # a promotional sticker
+])
+def test_chrome_picture_urls_are_junk(url):
+    assert junk_url(url)
+
+
+@pytest.mark.parametrize("url", [
+    "https://cdn.example/products/google-nest-video-doorbell.jpg",  # 'video' in a product's name
+    "https://cdn.example/p/dining-set-oak.jpg",  # a set with a file extension is a picture of a set
+    "https://cdn.example/images/brand-new-sofa.jpg",
+])
+def test_product_pictures_with_chrome_words_are_kept(url):
+    assert not junk_url(url)
+
+
+def _page(body: str, script: str = "") -> str:
+    return f"""<html><head><title>Oak Chair</title>
+    <script type="application/ld+json">{{"@context": "https://schema.org", "@type": "Product", "name": "Oak Chair Nova",
+      "sku": "OC-12345", "image": "https://cdn.example/p/OC-12345-main.jpg"}}</script>{script}</head>
+    <body><h1>Oak Chair Nova</h1>{body}</body></html>"""
+
+
+def test_video_poster_and_colour_chips_are_not_product_pictures():
+    html = _page("""<div class="product-gallery"><img src="https://cdn.example/p/OC-12345-main.jpg">
+      <img src="https://cdn.example/p/OC-12345-side.jpg">
+      <video poster="https://cdn.example/p/OC-12345-film.jpg"><source src="https://cdn.example/p/OC-12345.mp4"></video>
+      </div><fieldset><label><img class="_color-image" src="https://cdn.example/p/OC-99999-red.jpg" alt="Red">
+      </label></fieldset>""")
+    got = urls(extract_product(html, "https://shop.example/p/oak-chair-nova-OC-12345"))
+    assert got == ["https://cdn.example/p/OC-12345-main.jpg", "https://cdn.example/p/OC-12345-side.jpg"]
+
+
+def test_script_json_other_models_in_the_products_own_object_are_foreign():
+    state = {"product": {"sku": "OC-12345", "name": "Oak Chair Nova",
+                         "brand": {"name": "Nova", "logo": "https://cdn.example/b/nova.png"},
+                         "images": ["https://cdn.example/p/OC-12345-main.jpg", "https://cdn.example/p/OC-12345-back.jpg"],
+                         "variants": [{"sku": "OC-12345", "img_url": "https://cdn.example/p/OC-12345-main.jpg"},
+                                      {"sku": "OC-12346", "img_url": "https://cdn.example/p/OC-12346-main.jpg"}],
+                         "colours": [{"name": "Oak Chair Nova - walnut", "url": "https://shop.example/p/walnut-OC-7",
+                                      "image": "https://cdn.example/p/walnut-7.jpg"}]}}
+    script = f'<script type="application/json"><![CDATA[{json.dumps(state)}]]></script>'
+    got = urls(extract_product(_page("", script), "https://shop.example/p/oak-chair-nova-OC-12345"))
+    assert sorted(got) == ["https://cdn.example/p/OC-12345-back.jpg", "https://cdn.example/p/OC-12345-main.jpg"]
+
+
+def test_thumbnail_strip_in_a_table_layout_inherits_the_main_pictures_evidence():
+    slot = """<li><a href="javascript:;"></a><table><tbody><tr><td><div>
+      <img src="https://img.example/g/{id}/s-l64.jpg" style="max-width:64px" alt="Oak Chair Nova thumbnail">
+      </div></td></tr></tbody></table></li>"""
+    html = _page("<div><ul>" + "".join(slot.format(id=i) for i in ("AAA", "BBB", "CCC")) + "</ul></div>",
+                 '<meta property="og:image" content="https://img.example/g/AAA/s-l500.jpg">')
+    got = {picture_key(u) for u in urls(extract_product(html, "https://shop.example/itm/302474151804"))}
+    assert {picture_key(f"https://img.example/g/{i}/s-l64.jpg") for i in ("AAA", "BBB", "CCC")} <= got
