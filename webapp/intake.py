@@ -19,6 +19,7 @@ from core.extract import extract_product
 from core.manifest import Dimensions, parse_dimensions
 
 from . import shopper
+from .api import CATALOGUE_MARGIN
 from .errors import ApiError
 from .safefetch import FetchRefused, SafeFetcher
 
@@ -135,6 +136,7 @@ def product_json(row: Any, pictures: list[Any]) -> dict[str, Any]:
         "dimensions": shopper.dimensions_json(row),
         "size_known": shopper.size_known(row),
         "expires_at": row["expires_at"],
+        "cutout_margin": CATALOGUE_MARGIN,  # cut-outs are made (and cropped) as the catalogue's are
         "pictures": [{
             "index": p["idx"], "width": p["width"], "height": p["height"],
             "url": url_for("intake.picture", product_id=pid, index=p["idx"]),

@@ -179,6 +179,8 @@ class SafeFetcher:
             return pool.urlopen("GET", path, headers={"Host": host_header, "User-Agent": USER_AGENT,
                                                       "Accept": accept, "Accept-Encoding": "gzip, deflate"},
                                 redirect=False, preload_content=False, assert_same_host=False)
+        except urllib3.exceptions.NewConnectionError as exc:  # before TimeoutError: urllib3 makes it a subclass
+            raise FetchRefused("fetch_failed", f"{host} could not be reached", 502) from exc
         except urllib3.exceptions.TimeoutError as exc:
             raise FetchRefused("fetch_timeout", f"{host} took too long to answer", 504) from exc
         except urllib3.exceptions.SSLError as exc:

@@ -1,0 +1,143 @@
+// "Add your own product" on the room view: a product page address or a photo goes to POST /api/intake; the
+// pictures found come back as thumbnails; the chosen one's cut-out is placed with window.RoomFit.addProduct at the
+// size the page states. A failed request changes nothing in the room. No inline code (CSP).
+"use strict";
+(function () {
+  const app = document.getElementById("room-app");
+  const panel = document.getElementById("own-panel");
+  if (!app || !panel || !window.RoomFit) return;
+
+  const api = app.dataset.intakeApi;
+  const button = document.getElementById("btn-own");
+  const urlForm = document.getElementById("own-url-form");
+  const urlInput = document.getElementById("own-url");
+  const fileForm = document.getElementById("own-file-form");
+  const fileInput = document.getElementById("own-file");
+  const widthInput = document.getElementById("own-width");
+  const status = document.getElementById("own-status");
+  const choose = document.getElementById("own-choose");
+  const nameEl = document.getElementById("own-name");
+  const sizeEl = document.getElementById("own-size");
+  const list = document.getElementById("own-pictures");
+  const submits = panel.querySelectorAll("button[type=submit]");
+
+  function say(text, isError) {
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  function toggle(open) {
+    panel.hidden = !open;
+    button.setAttribute("aria-expanded", String(open));
+    if (open) urlInput.focus();
+  }
+
+  function busy(on) {
+    submits.forEach((b) => { b.disabled = on; });
+    panel.setAttribute("aria-busy", String(on));
+  }
+
+  function sizeText(d) {
+    const parts = [["W", d.width_cm], ["D", d.depth_cm], ["H", d.height_cm], ["Ø", d.diameter_cm]]
+      .filter((p) => p[1]).map((p) => p[0] + " " + p[1]);
+    return parts.length ? "(" + parts.join(" × ") + " cm)" : "(size unknown: calibrate the room, then resize it)";
+  }
+
+  // One request to the intake; resolves to the product, or shows the server's message and resolves to null.
+  async function send(init) {
+    busy(true);
+    try {
+      const resp = await fetch(api, Object.assign({ method: "POST", credentials: "omit" }, init));
+      let body = null;
+      try { body = await resp.json(); } catch (e) { body = null; }
+      if (!resp.ok || !body || !body.success) {
+        const why = body && body.error ? body.error.message : "the server answered " + resp.status;
+        say("That did not work: " + why + ". Your room is unchanged.", true);
+        return null;
+      }
+      return body.product;
+    } catch (err) {
+      say("The request could not be sent (are you offline?). Your room is unchanged.", true);
+      return null;
+    } finally {
+      busy(false);
+    }
+  }
+
+  function meta(product) {
+    return {
+      name: product.title || "Your product",
+      class: null,
+      dimensions: product.dimensions || {},
+      cutout_margin: product.cutout_margin || 0,
+    };
+  }
+
+  async function place(product, picture) {
+    say("Cutting out the product…");
+    const item = await window.RoomFit.addProduct(picture.cutout_url, meta(product));
+    if (item) {
+      say((product.title || "Your product") + " is in the room"
+        + (product.size_known ? " at the width the shop states." : ": size unknown, so it is drawn at a typical size."));
+    }
+  }
+
+  function show(product) {
+    nameEl.textContent = product.title || "Your product";
+    sizeEl.textContent = sizeText(product.dimensions || {});
+    list.textContent = "";
+    product.pictures.forEach((picture, n) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "pick";
+      b.dataset.picture = String(picture.index);
+      const img = document.createElement("img");
+      img.src = picture.url;
+      img.alt = "Picture " + (n + 1) + " of " + (product.title || "your product");
+      b.appendChild(img);
+      b.addEventListener("click", () => place(product, picture));
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    choose.hidden = false;
+  }
+
+  urlForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const url = urlInput.value.trim();
+    if (!url) return;
+    say("Fetching the page and its pictures…");
+    const product = await send({ headers: { "Content-Type": "application/json" }, body: JSON.stringify({ url }) });
+    if (!product) return;
+    show(product);
+    if (product.pictures.length === 1) {
+      await place(product, product.pictures[0]);
+    } else {
+      say("Found " + product.pictures.length + " pictures: choose one.");
+      list.querySelector("button").focus();
+    }
+  });
+
+  fileForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!fileInput.files.length) {
+      say("Choose a photo first.", true);
+      return;
+    }
+    const form = new FormData();
+    form.append("image", fileInput.files[0]);
+    if (widthInput.value) form.append("width_cm", widthInput.value);
+    say("Uploading the photo…");
+    const product = await send({ body: form });
+    if (!product) return;
+    show(product);
+    await place(product, product.pictures[0]);
+  });
+
+  button.addEventListener("click", () => toggle(panel.hidden));
+  panel.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") { toggle(false); button.focus(); }
+  });
+  if (new URLSearchParams(window.location.search).get("add") === "own") toggle(true);
+})();
