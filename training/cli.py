@@ -46,6 +46,20 @@ def _cmd_label_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    """Automatic checks on teacher labels: review.jsonl with a verdict per photo, contact sheets per reason."""
+    from .review import ReviewConfig, review_labels
+
+    cfg = ReviewConfig(top_run=args.top_run, part_min=args.part_min, part_ratio=args.part_ratio, min_fg=args.min_fg,
+                       max_fg=args.max_fg, max_soft=args.max_soft)
+    counts = review_labels(args.manifest, args.labels, args.out, cfg, manual=args.manual)
+    total = sum(counts.values())
+    for reason, n in counts.most_common():
+        print(f"{reason:24s} {n:5d}  {n / total:6.1%}")
+    print(f"review of {total} labels -> {args.out}/review.jsonl, contact sheets {args.out}/sheet_<reason>.png")
+    return 0
+
+
 def _classes(args: argparse.Namespace) -> tuple[str, ...]:
     """The model's classes: categories.yaml's list, plus `other` (unclassed products as generic foreground)."""
     classes = load_categories(args.categories).classes
@@ -325,6 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(name, type=Path, default=Path(default))
     p.add_argument("--teacher", default="isnet", help="the teacher that made the labels")
     p.set_defaults(func=_cmd_label_cache)
+
+    p = sub.add_parser("review", help="automatic checks on teacher labels -> review.jsonl + contact sheets per reason")
+    p.add_argument("--manifest", type=Path, default=Path("data/extra/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels_extra"))
+    p.add_argument("--out", type=Path, default=Path("data/review_extra"))
+    p.add_argument("--manual", type=Path, default=None,
+                   help="decisions by eye (jsonl: id, status ok|rejected, reason) that override the checks")
+    from .review import ReviewConfig
+
+    d = ReviewConfig()
+    p.add_argument("--top-run", type=float, default=d.top_run, help="max foreground run along the top edge (share "
+                                                                     "of the width)")
+    p.add_argument("--part-min", type=float, default=d.part_min, help="a large part: at least this share of the photo")
+    p.add_argument("--part-ratio", type=float, default=d.part_ratio, help="...and this share of the largest part")
+    p.add_argument("--min-fg", type=float, default=d.min_fg)
+    p.add_argument("--max-fg", type=float, default=d.max_fg)
+    p.add_argument("--max-soft", type=float, default=d.max_soft,
+                   help="max share of the foreground with uncertain alpha (0.2..0.8)")
+    p.set_defaults(func=_cmd_review)
 
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
     _add_train_args(p, "runs/train_fast")
