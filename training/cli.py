@@ -60,6 +60,55 @@ def _cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    """Build the model 2.0 dataset file: ikea as 1.x split it, the extra set by near-duplicate group, generated items."""
+    from .dataset import SourceSpec, SplitConfig, build_combined_dataset
+
+    classes = load_categories(args.categories).classes
+    sources = [SourceSpec("ikea", args.manifest, args.labels)]
+    if args.extra_manifest is not None:
+        sources.append(SourceSpec("extra", args.extra_manifest, args.extra_labels,
+                                  review=args.extra_review if args.extra_review.is_file() else None,
+                                  products_csv=args.extra_products))
+        if not args.extra_review.is_file():
+            log.warning("no review at %s: every ok extra label is used (run `python -m training review`)",
+                        args.extra_review)
+    items = build_combined_dataset(sources, args.out, classes,
+                                   SplitConfig(max_distance=args.max_distance, hash_cache=args.hash_cache,
+                                               generated=list(args.generated)))
+    from collections import Counter
+
+    for key, n in sorted(Counter(f"{it.split:5s} {it.collection:5s} {it.kind:9s} {it.background or '-'}"
+                                 for it in items).items()):
+        print(f"{key:34s} {n:6d}")
+    print(f"dataset file: {args.out}")
+    return 0
+
+
+def _cmd_composite(args: argparse.Namespace) -> int:
+    """Composite train studio products into rooms and onto backdrops; write a sample sheet."""
+    from .composite import CompositeConfig, make_composites, sample_sheet
+    from .dataset import load_dataset_file
+
+    items = make_composites(load_dataset_file(args.dataset), args.rooms,
+                            CompositeConfig(out=args.out, count=args.count, seed=args.seed))
+    print(f"{len(items)} composites -> {args.out}/items.json; sample sheet "
+          f"{sample_sheet(items[:36], args.out / 'sample_sheet.png')}")
+    return 0
+
+
+def _cmd_negatives(args: argparse.Namespace) -> int:
+    """Generate the no-product set (train / val / held-out test); write a sample sheet."""
+    from .composite import DEFAULT_PER_KIND, NegativeConfig, make_negatives, sample_sheet
+
+    per_kind = {k: max(1, round(v * args.scale)) for k, v in DEFAULT_PER_KIND.items()}
+    items = make_negatives(args.rooms, NegativeConfig(out=args.out, per_kind=per_kind, seed=args.seed))
+    step = max(1, len(items) // 36)
+    print(f"{len(items)} negatives -> {args.out}/items.json; sample sheet "
+          f"{sample_sheet(items[::step][:36], args.out / 'sample_sheet.png')}")
+    return 0
+
+
 def _classes(args: argparse.Namespace) -> tuple[str, ...]:
     """The model's classes: categories.yaml's list, plus `other` (unclassed products as generic foreground)."""
     classes = load_categories(args.categories).classes
@@ -358,6 +407,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-soft", type=float, default=d.max_soft,
                    help="max share of the foreground with uncertain alpha (0.2..0.8)")
     p.set_defaults(func=_cmd_review)
+
+    p = sub.add_parser("dataset", help="model 2.0 dataset file: ikea (1.x split) + extra (split by near-duplicate "
+                                       "group, reviewed) + composites/negatives")
+    p.add_argument("--manifest", type=Path, default=Path("data/ikea/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels"))
+    p.add_argument("--extra-manifest", type=Path, default=None)
+    p.add_argument("--extra-labels", type=Path, default=Path("data/labels_extra"))
+    p.add_argument("--extra-review", type=Path, default=Path("data/review_extra/review.jsonl"))
+    p.add_argument("--extra-products", type=Path, default=Path("../shared/data/extra/products.csv"),
+                   help="the extra set's products.csv: source and background (scene/plain/white) by id")
+    p.add_argument("--generated", type=Path, nargs="*", default=[],
+                   help="items files written by `composite` / `negatives`")
+    p.add_argument("--max-distance", type=int, default=4,
+                   help="photos are one group when pHash and dHash both differ in at most N bits")
+    p.add_argument("--hash-cache", type=Path, default=Path("data/phash.json"))
+    p.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES)
+    p.add_argument("--out", type=Path, default=Path("data/dataset_v2.json"))
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser("composite", help="paste train studio products into room photos and onto backdrops (offline)")
+    p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2.json"),
+                   help="dataset file whose train studio photos are pasted (build it first without --generated)")
+    p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
+    p.add_argument("--out", type=Path, default=Path("data/composite"))
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_composite)
+
+    p = sub.add_parser("negatives", help="no-product images (noise, blank, gradients, textures, walls, text, rooms)")
+    p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
+    p.add_argument("--out", type=Path, default=Path("data/negatives"))
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the default count per kind (540 train)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_cmd_negatives)
 
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
     _add_train_args(p, "runs/train_fast")
