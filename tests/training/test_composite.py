@@ -67,7 +67,7 @@ def test_make_composites_is_deterministic_and_train_only(tmp_path):
 
 
 def test_negatives_are_empty_and_keep_rooms_apart(tmp_path):
-    rooms = _rooms(tmp_path, 40)  # enough for every split to get rooms
+    rooms = _rooms(tmp_path, 100)  # enough for every split to get rooms (val gets 3)
     per_kind = {"noise": 4, "blank": 4, "gradient": 4, "texture": 4, "wall": 4, "text": 4, "room": 4}
     items = make_negatives(rooms, NegativeConfig(out=tmp_path / "neg", per_kind=per_kind))
     assert {it.split for it in items} == {"train", "val", "test"}
@@ -75,4 +75,4 @@ def test_negatives_are_empty_and_keep_rooms_apart(tmp_path):
     for it in items:
         assert it.kind == "negative" and it.klass is None
         assert np.asarray(Image.open(it.mask)).max() == 0 and np.asarray(Image.open(it.alpha)).max() == 0
-    assert {room_split(f"room{k}.jpg") for k in range(40)} == {"train", "val", "test"}
+    assert {room_split(f"room{k}.jpg") for k in range(100)} == {"train", "val", "test"}
