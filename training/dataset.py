@@ -399,7 +399,9 @@ def get_dataset(items: list[Item], split: str, classes: tuple[str, ...], cfg: Pi
     else:
         ds = ds.cache()
     if training and repeat_classed > 1:
-        weights = tf.constant([repeat_classed if it.klass is not None else 1 for it in chosen], tf.int64)
+        # Classed product photos only: composites are already plentiful, negatives have no class.
+        weights = tf.constant([repeat_classed if it.klass is not None and it.kind == "photo" else 1 for it in chosen],
+                              tf.int64)
         ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(weights)))
         ds = ds.flat_map(lambda ex, n: tf.data.Dataset.from_tensors(ex).repeat(n))
     if shuffle if shuffle is not None else training:

@@ -113,3 +113,22 @@ def test_select_keeps_negatives_for_training_only():
     items.append(Item("p", "i", "m", "a", "couch", "test"))
     assert [it.id for it in select(items, "train", CLASSES)] == ["n"]
     assert [it.id for it in select(items, "test", CLASSES)] == ["p"]
+
+
+def test_augment_recolours_studio_backgrounds_only():
+    import tensorflow as tf
+
+    from training.dataset import Item, PipelineConfig, augment, recolourable
+
+    cfg = PipelineConfig(input_size=8, scale_range=(1.0, 1.0), background_p=1.0, jitter=0.0)
+    image = tf.fill((8, 8, 3), 100.0)
+    mask = tf.zeros((8, 8, 1), tf.uint8)
+    alpha = tf.zeros((8, 8, 1))  # no product pixel: all background
+    scene, _, _ = augment(image, mask, alpha, cfg, studio=0.0)
+    studio, _, _ = augment(image, mask, alpha, cfg, studio=1.0)
+    assert np.allclose(scene.numpy(), 100.0)  # a room stays a room
+    assert np.ptp(studio.numpy().reshape(-1, 3), axis=0).max() < 1e-3 and not np.allclose(studio.numpy(), 100.0)
+    assert recolourable(Item("a", "i", "m", "a", "bed", "train", background="white"))
+    assert recolourable(Item("a", "i", "m", "a", "bed", "train"))  # 1.x's ikea items: studio shots
+    assert not recolourable(Item("a", "i", "m", "a", "bed", "train", background="scene"))
+    assert not recolourable(Item("a", "i", "m", "a", None, "train", kind="negative"))
