@@ -135,8 +135,8 @@ def review_labels(manifest: Path, labels: Path, out: Path, cfg: ReviewConfig, ma
         # Evenly spaced over the sorted ids, so the sheet shows every source, not the first one only.
         step = max(1, len(ids) // sheet_limit)
         contact_sheet(sheet_cfg, out / f"sheet_{reason}.png", ids[::step][:sheet_limit])
-    ok_ids = [pid for pid, e in index.items() if e.get("status") == "ok" and pid not in
-              {i for ids in by_reason.values() for i in ids} and pid in known]
+    flagged = {i for ids in by_reason.values() for i in ids}
+    ok_ids = [pid for pid, e in index.items() if e.get("status") == "ok" and pid not in flagged and pid in known]
     if ok_ids:
         step = max(1, len(ok_ids) // sheet_limit)
         contact_sheet(sheet_cfg, out / "sheet_ok.png", sorted(ok_ids)[::step][:sheet_limit])

@@ -255,7 +255,9 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     val_ds = get_dataset(items, "val", cfg.classes, pipe)
     # Weights from the classed photos only (also with unclassed_fg): counting the unclassed photos' background but
     # not their 255 foreground would lower the background weight and tilt the model towards growing foreground.
-    counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
+    # Negatives (all background) are left out of the counts too: they would lower background's weight.
+    counted = [it for it in items if it.kind != "negative"]
+    counts = train_pixel_counts(get_dataset(counted, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
     weights = class_weights(counts, power=cfg.class_weight_power)
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
     image_weights = class_weights(train_image_counts(items, cfg.classes))
