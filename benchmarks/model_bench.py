@@ -69,6 +69,17 @@ def _interval(bounds: list[float]) -> str:
     return "{:.3f}–{:.3f}".format(*bounds)
 
 
+def _cross_rows(row: dict, groups: dict, suffix: str) -> None:
+    """Rows of the cross-shop test split (photos from other shops), overall and by background."""
+    for group, g in groups.items():
+        row[f"cross-shop {group}: fg IoU{suffix}"] = g["foreground_iou"]
+        row[f"cross-shop {group}: fg IoU{suffix}, 95% interval"] = _interval(g["foreground_iou_ci95"])
+        row[f"cross-shop {group}: category accuracy{suffix}"] = g["category_accuracy"]
+        if "category_accuracy_ci95" in g:
+            row[f"cross-shop {group}: category accuracy{suffix}, 95% interval"] = _interval(g["category_accuracy_ci95"])
+        row[f"cross-shop {group}: photos"] = str(g["images"])
+
+
 def _metric_rows(row: dict, scored: dict, suffix: str) -> None:
     """The test-split rows of one evaluate block (classed photos and all product photos) into `row`."""
     m = scored.get("classed", {})
@@ -81,6 +92,13 @@ def _metric_rows(row: dict, scored: dict, suffix: str) -> None:
     # The masks alone: the mean IoU if every photo's foreground took its true class (what the class decision costs
     # is the gap to the first row).
     row[f"test mean IoU (9 classes) if every class were right{suffix}"] = m.get("mean_iou_true_class", float("nan"))
+    if "cross_shop" in scored:  # model 2.0: a model entry of metrics.json (not the refined sub-block)
+        _cross_rows(row, scored["cross_shop"]["plain"], suffix)
+    negatives = scored.get("negatives", {})
+    neg = negatives.get("with_decision", negatives.get("legacy_rule"))  # model.json's decision, else 1.x's rule
+    if neg:
+        row[f"negative set: share given a product ({neg['images']} images)"] = neg["false_positive_rate"]
+        row["negative set: share given a product, 95% interval"] = _interval(neg["false_positive_rate_ci95"])
     products = scored.get("products", {})  # every test product photo, classed or not
     row[f"test foreground IoU, all product photos{suffix}"] = products.get("foreground_iou", float("nan"))
     if "foreground_iou_ci95" in products:
@@ -129,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         _metric_rows(row, scored, "")
         if "refined" in scored:  # the served pipeline: foreground from webapp.refine
             _metric_rows(row, scored["refined"], ", refined as served")
+        if "refined" in scored.get("cross_shop", {}):
+            _cross_rows(row, scored["cross_shop"]["refined"], ", refined as served")
     lat = interleaved_latency(files, args.threads, args.rounds)
     for name in models:
         rows[name][f"litert fp32 ms ({args.threads} thread)"] = lat[f"{name}/fp32"]
@@ -139,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = list(rows["fast"])
     print(f"| metric | fast | pix2pix | pix2pix / fast |\n|---|---:|---:|---:|")
     for k in keys:
-        f, b = rows["fast"][k], rows["pix2pix"][k]
+        f, b = rows["fast"][k], rows["pix2pix"].get(k, float("nan"))  # a block only one model was scored on
         if isinstance(f, str):
             print(f"| {k} | {f} | {b} | |")
             continue

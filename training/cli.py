@@ -46,6 +46,94 @@ def _cmd_label_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    """Automatic checks on teacher labels: review.jsonl with a verdict per photo, contact sheets per reason."""
+    from .review import ReviewConfig, review_labels
+
+    cfg = ReviewConfig(top_run=args.top_run, part_min=args.part_min, part_ratio=args.part_ratio, min_fg=args.min_fg,
+                       max_fg=args.max_fg, max_soft=args.max_soft)
+    counts = review_labels(args.manifest, args.labels, args.out, cfg, manual=args.manual)
+    total = sum(counts.values())
+    for reason, n in counts.most_common():
+        print(f"{reason:24s} {n:5d}  {n / total:6.1%}")
+    print(f"review of {total} labels -> {args.out}/review.jsonl, contact sheets {args.out}/sheet_<reason>.png")
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    """Build the model 2.0 dataset file: ikea as 1.x split it, the extra set by near-duplicate group, generated items."""
+    from .dataset import SourceSpec, SplitConfig, build_combined_dataset
+
+    classes = load_categories(args.categories).classes
+    sources = [SourceSpec("ikea", args.manifest, args.labels)]
+    if args.extra_manifest is not None:
+        sources.append(SourceSpec("extra", args.extra_manifest, args.extra_labels,
+                                  review=args.extra_review if args.extra_review.is_file() else None,
+                                  products_csv=args.extra_products))
+        if not args.extra_review.is_file():
+            log.warning("no review at %s: every ok extra label is used (run `python -m training review`)",
+                        args.extra_review)
+    items = build_combined_dataset(sources, args.out, classes,
+                                   SplitConfig(max_distance=args.max_distance, hash_cache=args.hash_cache,
+                                               generated=list(args.generated)))
+    from collections import Counter
+
+    for key, n in sorted(Counter(f"{it.split:5s} {it.collection:5s} {it.kind:9s} {it.background or '-'}"
+                                 for it in items).items()):
+        print(f"{key:34s} {n:6d}")
+    print(f"dataset file: {args.out}")
+    return 0
+
+
+def _cmd_composite(args: argparse.Namespace) -> int:
+    """Composite train studio products into rooms and onto backdrops; write a sample sheet."""
+    from .composite import CompositeConfig, make_composites, sample_sheet
+    from .dataset import load_dataset_file
+
+    items = make_composites(load_dataset_file(args.dataset), args.rooms,
+                            CompositeConfig(out=args.out, count=args.count, seed=args.seed))
+    print(f"{len(items)} composites -> {args.out}/items.json; sample sheet "
+          f"{sample_sheet(items[:36], args.out / 'sample_sheet.png')}")
+    return 0
+
+
+def _cmd_negatives(args: argparse.Namespace) -> int:
+    """Generate the no-product set (train / val / held-out test); write a sample sheet."""
+    from .composite import DEFAULT_PER_KIND, NegativeConfig, make_negatives, sample_sheet
+
+    per_kind = {k: max(1, round(v * args.scale)) for k, v in DEFAULT_PER_KIND.items()}
+    items = make_negatives(args.rooms, NegativeConfig(out=args.out, per_kind=per_kind, seed=args.seed))
+    step = max(1, len(items) // 36)
+    print(f"{len(items)} negatives -> {args.out}/items.json; sample sheet "
+          f"{sample_sheet(items[::step][:36], args.out / 'sample_sheet.png')}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """Choose model.json's `decision` on the validation split (products and negatives) and save it in the run."""
+    from .calibrate import choose_decision, collect_evidence, write_decision
+    from .export import load_run_model
+
+    classes = _classes(args)
+    items = _items(args, classes)
+    model, run_cfg = load_run_model(args.run_dir)
+    size = run_cfg["input_size"]
+    products = [it for it in items if it.split == "val" and it.kind == "photo"]
+    negatives = [it for it in items if it.split == "val" and it.kind == "negative"]
+    if not negatives:
+        raise ValueError("the dataset file has no validation negatives (python -m training negatives, then dataset "
+                         "--generated data/negatives/items.json)")
+    # Products include unclassed ones (dinnerware, 1.x's unclassed photos): they count for "is there a product" only.
+    decision, report = choose_decision(collect_evidence(model, size, products, classes),
+                                       collect_evidence(model, size, negatives, classes),
+                                       max_fpr=args.max_fpr, min_precision=args.min_precision)
+    path = write_decision(args.run_dir, decision, report)
+    print(f"decision {decision.as_dict()}: val product recall {report['val_product_recall']:.3f}, false positives "
+          f"{report['val_false_positive_rate']:.3f}, labelled {report['val_label_coverage']:.3f} of the classed "
+          f"products at precision {report['val_label_precision']:.3f} -> {path} (export writes it into model.json)")
+    return 0
+
+
 def _classes(args: argparse.Namespace) -> tuple[str, ...]:
     """The model's classes: categories.yaml's list, plus `other` (unclassed products as generic foreground)."""
     classes = load_categories(args.categories).classes
@@ -153,6 +241,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for name, gain in metrics.get("refine_gain", {}).items():
         print(f"{name}: refined - plain, 95% CI: fg IoU {_interval(gain['foreground_iou_diff_ci95'])}, all product "
               f"photos {_interval(gain['foreground_iou_products_diff_ci95'])}")
+    for name, m in metrics["models"].items():
+        for protocol, groups in m.get("cross_shop", {}).items():
+            for group, g in groups.items():
+                acc = (f", category acc {g['category_accuracy']:.3f} (95% CI {_interval(g['category_accuracy_ci95'])})"
+                       if "category_accuracy_ci95" in g else "")
+                print(f"{name} cross-shop {group} ({protocol}, {g['images']} photos): fg IoU {g['foreground_iou']:.4f} "
+                      f"(95% CI {_interval(g['foreground_iou_ci95'])}){acc}")
+        for rule, neg in m.get("negatives", {}).items():
+            if isinstance(neg, dict) and "false_positive_rate" in neg:
+                print(f"{name} negative set ({rule}): {neg['with_product']}/{neg['images']} get a product, "
+                      f"{neg['false_positive_rate']:.3f} (95% CI {_interval(neg['false_positive_rate_ci95'])})")
     if args.model_json.exists():
         update_model_json_metrics(args.model_json, headline(metrics, "fast"))
         print(f"metrics written into {args.model_json}")
@@ -326,6 +425,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default="isnet", help="the teacher that made the labels")
     p.set_defaults(func=_cmd_label_cache)
 
+    p = sub.add_parser("review", help="automatic checks on teacher labels -> review.jsonl + contact sheets per reason")
+    p.add_argument("--manifest", type=Path, default=Path("data/extra/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels_extra"))
+    p.add_argument("--out", type=Path, default=Path("data/review_extra"))
+    p.add_argument("--manual", type=Path, default=None,
+                   help="decisions by eye (jsonl: id, status ok|rejected, reason) that override the checks")
+    from .review import ReviewConfig
+
+    d = ReviewConfig()
+    p.add_argument("--top-run", type=float, default=d.top_run, help="max foreground run along the top edge (share "
+                                                                     "of the width)")
+    p.add_argument("--part-min", type=float, default=d.part_min, help="a large part: at least this share of the photo")
+    p.add_argument("--part-ratio", type=float, default=d.part_ratio, help="...and this share of the largest part")
+    p.add_argument("--min-fg", type=float, default=d.min_fg)
+    p.add_argument("--max-fg", type=float, default=d.max_fg)
+    p.add_argument("--max-soft", type=float, default=d.max_soft,
+                   help="max share of the foreground with uncertain alpha (0.2..0.8)")
+    p.set_defaults(func=_cmd_review)
+
+    p = sub.add_parser("dataset", help="model 2.0 dataset file: ikea (1.x split) + extra (split by near-duplicate "
+                                       "group, reviewed) + composites/negatives")
+    p.add_argument("--manifest", type=Path, default=Path("data/ikea/manifest.jsonl"))
+    p.add_argument("--labels", type=Path, default=Path("data/labels"))
+    p.add_argument("--extra-manifest", type=Path, default=None)
+    p.add_argument("--extra-labels", type=Path, default=Path("data/labels_extra"))
+    p.add_argument("--extra-review", type=Path, default=Path("data/review_extra/review.jsonl"))
+    p.add_argument("--extra-products", type=Path, default=Path("../shared/data/extra/products.csv"),
+                   help="the extra set's products.csv: source and background (scene/plain/white) by id")
+    p.add_argument("--generated", type=Path, nargs="*", default=[],
+                   help="items files written by `composite` / `negatives`")
+    p.add_argument("--max-distance", type=int, default=4,
+                   help="photos are one group when pHash and dHash both differ in at most N bits")
+    p.add_argument("--hash-cache", type=Path, default=Path("data/phash.json"))
+    p.add_argument("--categories", type=Path, default=DEFAULT_CATEGORIES)
+    p.add_argument("--out", type=Path, default=Path("data/dataset_v2.json"))
+    p.set_defaults(func=_cmd_dataset)
+
+    p = sub.add_parser("composite", help="paste train studio products into room photos and onto backdrops (offline)")
+    p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2.json"),
+                   help="dataset file whose train studio photos are pasted (build it first without --generated)")
+    p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
+    p.add_argument("--out", type=Path, default=Path("data/composite"))
+    p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_composite)
+
+    p = sub.add_parser("negatives", help="no-product images (noise, blank, gradients, textures, walls, text, rooms)")
+    p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
+    p.add_argument("--out", type=Path, default=Path("data/negatives"))
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the default count per kind (540 train)")
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=_cmd_negatives)
+
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
     _add_train_args(p, "runs/train_fast")
     p.set_defaults(func=_cmd_train)
@@ -353,6 +505,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-json", type=Path, default=Path("models/model.json"))
     _add_refine_args(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="choose model.json's 'decision' (no product / uncertain class) on val")
+    _add_data_args(p)
+    p.add_argument("--run-dir", type=Path, default=Path("runs/train_fast"))
+    p.add_argument("--max-fpr", type=float, default=0.03,
+                   help="largest share of validation negatives allowed a product (the issue's goal is 5%% on test)")
+    p.add_argument("--min-precision", type=float, default=0.95,
+                   help="the class is named only above the score at which it is right this often on val")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("export", help="export a run (.keras, .h5, SavedModel, TFLite fp32/fp16) and ship it")
     p.add_argument("--run-dir", type=Path, default=Path("runs/train_fast"))

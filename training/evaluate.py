@@ -100,6 +100,25 @@ def score_photos(model, size: int, items: list[Item], classes: tuple[str, ...],
     return PhotoScores(np.array(conf), np.array(conf_dom), np.array(fg), np.array(right), np.array(labels))
 
 
+def cross_shop_scores(model, size: int, items: list[Item], classes: tuple[str, ...],
+                      refine_cfg: GuidedFilter | None = None) -> dict:
+    """Foreground IoU and category accuracy over photos from other shops, overall and by background (scene / plain /
+    white), with bootstrap intervals (calibrate.summarize_groups)."""
+    from .calibrate import summarize_groups
+
+    lookup = mask_lookup(classes, keep_unclassed=True)  # unclassed products (dinnerware) count as foreground
+    other = classes.index(OTHER) if OTHER in classes else None
+    fg, right, keys = [], [], []
+    for item in tqdm(items, desc="cross-shop", unit="img", leave=False):
+        image, truth = load_pair(item, lookup)
+        pred = predict_full(model, image, size, refine_cfg)
+        fg.append(foreground_confusion(truth, pred))
+        label = dominant_class(pred, len(classes), other)
+        right.append(-1 if item.klass not in classes else int(label == classes.index(item.klass)))
+        keys.append(item.background or "unknown")
+    return summarize_groups(np.array(fg).reshape(-1, 2, 2), np.array(right), keys)
+
+
 def foreground_scores(model, size: int, items: list[Item], classes: tuple[str, ...],
                       refine_cfg: GuidedFilter | None = None) -> np.ndarray:
     """Per-photo 2×2 background/foreground confusions (photos on axis 0) for any product photos, classed or not: an
@@ -227,6 +246,14 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
     from .export import load_run_model
     from .model import mac_breakdown
 
+    from .calibrate import LEGACY, collect_evidence, false_positive_rate, read_decision
+
+    # The ikea collection is scored exactly as 1.x was (same photos, same blocks); the cross-shop test split and the
+    # negative set get their own blocks.
+    everything = items
+    items = [it for it in items if it.collection == "ikea"]
+    cross_shop = [it for it in everything if it.collection == "extra" and it.split == "test" and it.kind == "photo"]
+    negatives = [it for it in everything if it.kind == "negative" and it.split == "test"]
     test_all = select(items, "test", classes)
     test_classed = [it for it in test_all if it.klass is not None]
     if not test_classed:
@@ -266,6 +293,15 @@ def evaluate(cfg: EvalConfig, items: list[Item], classes: tuple[str, ...]) -> di
                 entry[protocol] = scores
         if len(test_all) > len(test_classed):
             entry["all"] = score_model(model, size, test_all, classes)
+        if cross_shop:
+            entry["cross_shop"] = {protocol: cross_shop_scores(model, size, cross_shop, classes, refine_cfg)
+                                   for protocol, refine_cfg in protocols.items()}
+        if negatives:
+            decision = read_decision(mut.run_dir)
+            evidence = collect_evidence(model, size, negatives, classes)
+            entry["negatives"] = {"legacy_rule": false_positive_rate(evidence, LEGACY),
+                                  **({"decision": decision.as_dict(),
+                                      "with_decision": false_positive_rate(evidence, decision)} if decision else {})}
         history = Path(mut.run_dir) / "history.csv"
         entry["history"] = str(history) if history.exists() else None
         out["models"][mut.name] = entry
@@ -332,6 +368,11 @@ def headline(metrics: dict, name: str) -> dict:
             ("foreground_iou_products_ci95", p["foreground_iou_ci95"]))}
         if "mean_iou_true_class" in c:
             head["test_refined"]["mean_iou_true_class"] = round(c["mean_iou_true_class"], 4)
+    if "cross_shop" in m:  # model 2.0: other shops' photos, by background (served protocol when there is one)
+        served = m["cross_shop"].get("refined", m["cross_shop"]["plain"])
+        head["test_cross_shop"] = {group: {k: _round4(v) for k, v in block.items()} for group, block in served.items()}
+    if "negatives" in m:
+        head["test_negatives"] = m["negatives"].get("with_decision", m["negatives"]["legacy_rule"])
     fp16 = m["files"].get("tflite_fp16")
     if fp16:
         head["tflite_fp16_latency_ms_1thread"] = round(fp16["latency_s"] * 1000, 2)

@@ -163,6 +163,11 @@ def ship(cfg: ExportConfig, run_cfg: dict, files: dict[str, Path], metrics: dict
     }  # exactly the DEVELOPERS.md contract; the TFLite checks are in the work dir's export.json
     if cfg.refine is not None:  # how serving upsamples the foreground (webapp.refine); absent: plain bilinear
         doc["refine"] = cfg.refine.as_dict()
+    from .calibrate import read_decision
+
+    decision = read_decision(cfg.run_dir)
+    if decision is not None:  # chosen on validation by `calibrate`; absent: 1.x behaviour (core.decision)
+        doc["decision"] = decision.as_dict()
     path = ship_dir / "model.json"
     atomic_write_json(path, doc)
     log.info("shipped %s", path)

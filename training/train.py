@@ -183,12 +183,14 @@ def train_pixel_counts(ds, num_classes: int) -> np.ndarray:
 
 def fit_items(items: list[Item], train_on_val: bool = False, max_train_other: int | None = None) -> list[Item]:
     """The items a run sees: with `train_on_val` a train copy of every val item (val itself stays for monitoring),
-    then at most `max_train_other` unclassed train items (the first ones in the dataset file's id order)."""
+    then at most `max_train_other` unclassed train product photos (the first ones in the dataset file's id order)."""
     if train_on_val:
         items = items + [replace(it, split="train") for it in items if it.split == "val"]
     if max_train_other is None:
         return items
-    unclassed_train = [i for i, it in enumerate(items) if it.split == "train" and it.klass is None]
+    # Only unclassed product photos are capped: negatives (klass None too) and composites are their own budget.
+    unclassed_train = [i for i, it in enumerate(items) if it.split == "train" and it.klass is None
+                       and it.kind == "photo"]
     drop = set(unclassed_train[max_train_other:])
     return [it for i, it in enumerate(items) if i not in drop]
 
@@ -253,7 +255,9 @@ def train(cfg: TrainConfig, items: list[Item]) -> TrainResult:
     val_ds = get_dataset(items, "val", cfg.classes, pipe)
     # Weights from the classed photos only (also with unclassed_fg): counting the unclassed photos' background but
     # not their 255 foreground would lower the background weight and tilt the model towards growing foreground.
-    counts = train_pixel_counts(get_dataset(items, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
+    # Negatives (all background) are left out of the counts too: they would lower background's weight.
+    counted = [it for it in items if it.kind != "negative"]
+    counts = train_pixel_counts(get_dataset(counted, "train", cfg.classes, pipe, shuffle=False), len(cfg.classes))
     weights = class_weights(counts, power=cfg.class_weight_power)
     log.info("train pixels per class %s -> weights %s", counts.tolist(), np.round(weights, 2).tolist())
     image_weights = class_weights(train_image_counts(items, cfg.classes))

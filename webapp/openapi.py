@@ -72,11 +72,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Detection": {
         "type": "object",
         "properties": {
-            "label": {"type": "string", "example": "chair"},
+            "label": {"type": "string", "example": "chair",
+                      "description": "a model class, or \"unknown\" when `uncertain` is true"},
             "score": {"type": "number", "description": "mean probability of the label over its pixels"},
             "bbox": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
                      "description": "x0, y0, x1, y1 in input pixels (x1, y1 exclusive)"},
             "area": {"type": "number", "description": "fraction of the image covered by the product"},
+            "uncertain": {"type": "boolean", "description": "only from models whose model.json has a `decision`: "
+                          "true when the class score is under the threshold chosen on validation; `label` is then "
+                          "\"unknown\""},
+            "guess": {"type": "string", "description": "only with `uncertain`: the most likely class, also when "
+                      "uncertain", "example": "chair"},
+            "product_score": {"type": "number", "description": "only with `uncertain`: mean foreground probability "
+                              "over the product's pixels (the no-product decision's score)"},
         },
     },
     "Prediction": {

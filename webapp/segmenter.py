@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.decision import UNKNOWN, Decision, product_evidence
 from core.refine import GuidedFilter, refine
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ModelSpec:
     path: Path
     sha256: str
     refine: GuidedFilter | None = None  # edge-aware upsampling of the foreground; None: plain bilinear
+    decision: Decision | None = None  # "no product" / uncertain-class thresholds; None: 1.x behaviour
     # The serving file's bytes, read once and checked against sha256: every interpreter is built from them, so one
     # that is built later (the pool grows lazily) cannot pick up a different file written meanwhile.
     content: bytes = field(default=b"", repr=False, compare=False)
@@ -74,6 +76,7 @@ class ModelSpec:
                 path=model_dir / entry["path"],
                 sha256=str(entry["sha256"]).lower(),
                 refine=_refine_settings(meta.get("refine"), meta_path),
+                decision=Decision.from_dict(meta.get("decision")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{meta_path}: missing or bad field ({exc!r})") from exc
@@ -107,11 +110,18 @@ class Detection:
     score: float
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), full-resolution pixels
     area: float  # fraction of the image covered by the product
+    # Set only by models with a `decision` entry (absent from the JSON otherwise, as in 1.x):
+    uncertain: bool | None = None  # True: the class score is under the threshold; label is "unknown"
+    guess: str | None = None  # the dominant class, also when uncertain
+    product_score: float | None = None  # mean foreground probability over the product's pixels
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"label": self.label, "score": round(self.score, 4), "bbox": list(self.bbox),
-                "area": round(self.area, 5)}
+        out = {"label": self.label, "score": round(self.score, 4), "bbox": list(self.bbox),
+               "area": round(self.area, 5)}
+        if self.uncertain is not None:
+            out.update(uncertain=self.uncertain, guess=self.guess, product_score=round(self.product_score or 0.0, 4))
+        return out
 
 
 @dataclass
@@ -157,7 +167,9 @@ class Segmenter:
         # Same weights, other masks: cut-outs cached with other refinement settings, or made before the input resize
         # matched training (PREPROCESSING), must not be reused.
         refined = [spec.refine.as_dict(), self.guide_side] if self.guide_side else None
-        served = json.dumps([spec.sha256, PREPROCESSING, refined])
+        # The decision empties or relabels masks: part of the key when present (keys of 1.x models stay as they were).
+        decided = [spec.decision.as_dict()] if spec.decision is not None else []
+        served = json.dumps([spec.sha256, PREPROCESSING, refined, *decided])
         self._served_hash = hashlib.sha256(served.encode()).hexdigest()[:16]
 
     @property
@@ -241,6 +253,9 @@ class Segmenter:
         total = exp.sum(axis=0)
         fg = 1.0 - exp[0] / total  # foreground probability: 1 - softmax(background)
         label, score = self._label(planes, top, exp, total)
+        decided = self._decide(fg, label, score)
+        if decided is None:
+            label = None
         timing = {"inference": (t1 - t0) * 1000}
         if self.guide_side and guide is not None:
             t_refine = time.perf_counter()
@@ -256,6 +271,10 @@ class Segmenter:
         if label is not None:
             detection = self._detect(mask, label, score)
             if detection is not None:
+                if decided is not None and self.spec.decision is not None:
+                    certain, product_score = decided
+                    detection = replace(detection, label=label if certain else UNKNOWN, uncertain=not certain,
+                                        guess=label, product_score=product_score)
                 detections.append(detection)
         if not detections:
             mask = Image.new("L", size, 0)
@@ -275,6 +294,18 @@ class Segmenter:
             return None, 0.0
         k = int(counts.argmax())
         return self.spec.classes[k], float((exp[k][winners[k]] / total[winners[k]]).mean())
+
+    def _decide(self, fg: np.ndarray, label: str | None, score: float) -> tuple[bool, float] | None:
+        """model.json's `decision` on the model-resolution foreground: None when there is no product, else (class
+        certain?, product score). Without a decision entry every labelled image is a certain product (1.x)."""
+        if label is None:
+            return None
+        if self.spec.decision is None:
+            return True, 0.0
+        area, product_score = product_evidence(fg)
+        if not self.spec.decision.has_product(area, product_score):
+            return None
+        return self.spec.decision.certain(score), product_score
 
     def _detect(self, mask: Image.Image, label: str, score: float) -> Detection | None:
         """Bounding box and area of the decided foreground, or None when it is too small to be a product."""

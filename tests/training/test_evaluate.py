@@ -107,3 +107,41 @@ def test_foreground_scores_count_unclassed_products_as_foreground(tiny_data, tmp
     for it, conf in zip(unclassed, fg):
         product = int((np.asarray(Image.open(it.mask)) == 255).sum())
         assert conf[1, 1] == product and conf[0, 1] == 48 * 48 - product and conf[:, 0].sum() == 0
+
+
+def test_evaluate_reports_cross_shop_and_negatives_apart_from_ikea(tiny_data, tmp_path):
+    """Model 2.0's dataset: extra-collection test photos by background and a negative set get their own blocks; the
+    ikea blocks keep 1.x's photos only."""
+    from dataclasses import replace
+
+    from core.decision import Decision
+    from training.calibrate import write_decision
+    from training.dataset import Item
+
+    manifest, labels = tiny_data
+    ikea = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    extra = [replace(it, id=f"x{n}", split="test", collection="extra", background=bg)
+             for n, (it, bg) in enumerate(zip(ikea[:6], ["scene", "scene", "plain", "white", "white", "white"]))]
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(noise)
+    empty = tmp_path / "empty.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(empty)
+    negatives = [Item(f"n{k}", str(noise), str(empty), str(empty), None, "test", collection="negative",
+                      kind="negative") for k in range(3)]
+    run = tmp_path / "run"
+    run.mkdir()
+    build_model(32, len(CLASSES), encoder_weights=None).save_weights(run / "best.weights.h5")
+    atomic_write_json(run / "config.json", {"input_size": 32, "classes": list(CLASSES), "alpha": 1.0,
+                                            "decoder": "fast", "width": 96})
+    write_decision(run, Decision(min_area=1.0, min_score=1.0), {})  # nothing passes: no false positives
+    metrics = evaluate(EvalConfig(models=[ModelUnderTest("fast", run)], out_dir=tmp_path / "eval", latency_images=2),
+                       ikea + extra + negatives, CLASSES)
+    m = metrics["models"]["fast"]
+    assert m["products"]["images"] == sum(1 for it in ikea if it.split == "test")  # ikea only, as in 1.x
+    cross = m["cross_shop"]["plain"]
+    assert {k: v["images"] for k, v in cross.items()} == {"overall": 6, "scene": 2, "plain": 1, "white": 3}
+    assert cross["overall"]["classed_images"] == sum(it.klass is not None for it in extra)
+    assert m["negatives"]["legacy_rule"]["images"] == 3
+    assert m["negatives"]["with_decision"]["false_positive_rate"] == 0.0
+    head = headline(metrics, "fast")
+    assert head["test_cross_shop"]["scene"]["images"] == 2 and head["test_negatives"]["with_product"] == 0

@@ -7,7 +7,9 @@ import pytest
 from training.export import ExportConfig, export_run, run_tflite, sha256_of, update_model_json_metrics
 from training.io import atomic_write_json
 from training.model import build_model
+from core.decision import Decision
 from core.refine import GuidedFilter
+from training.calibrate import write_decision
 
 CLASSES = ["background", "couch", "chair", "other"]
 
@@ -21,6 +23,8 @@ def exported(tmp_path_factory):
     model.save_weights(run / "best.weights.h5")
     atomic_write_json(run / "config.json", {"input_size": 32, "classes": CLASSES, "alpha": 1.0, "decoder": "fast",
                                             "width": 32})
+    # `calibrate`'s choice, which export copies into model.json
+    write_decision(run, Decision(min_area=0.01, min_score=0.9, class_threshold=0.6), {})
     cfg = ExportConfig(run_dir=run, work_dir=tmp / "work", ship_dir=tmp / "models", check_images=2,
                        refine=GuidedFilter(radius=3, eps=1e-3))
     result = export_run(cfg, metrics={"test_mean_iou": 0.5})
@@ -49,6 +53,7 @@ def test_model_json_contract(exported):
         assert sha256_of(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
     assert set(doc["files"]) == {"tflite_fp16", "h5"}
     assert GuidedFilter.from_dict(doc["refine"]) == GuidedFilter(radius=3, eps=1e-3)  # what serving will apply
+    assert Decision.from_dict(doc["decision"]) == Decision(min_area=0.01, min_score=0.9, class_threshold=0.6)
     update_model_json_metrics(tmp / "models" / "model.json", {"test_mean_iou": 0.9})
     again = json.loads((tmp / "models" / "model.json").read_text())
     assert again["metrics"] == {"test_mean_iou": 0.9} and again["files"] == doc["files"]

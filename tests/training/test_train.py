@@ -233,3 +233,14 @@ def test_ema_run_saves_the_averaged_weights(tiny_data, tmp_path, monkeypatch):
         moved[ema] = sum(float(np.abs(w - w0).sum()) for w, w0 in zip(model.get_weights(), initial[-1]))
     assert np.array_equal(*[np.concatenate([w.ravel() for w in ws]) for ws in initial])  # same seed, same start
     assert moved[0.999] < 0.5 * moved[None]  # the average starts from the weights after the first step
+
+
+def test_max_train_other_caps_product_photos_not_negatives(tiny_data, tmp_path):
+    from training.dataset import Item
+
+    manifest, labels = tiny_data
+    items = build_dataset_file(manifest, labels, tmp_path / "ds.json", CLASSES)
+    negatives = [Item(f"n{k}", "i", "m", "a", None, "train", kind="negative") for k in range(4)]
+    capped = fit_items(items + negatives, max_train_other=0)
+    assert sum(it.kind == "negative" for it in capped) == 4
+    assert not any(it.kind == "photo" and it.klass is None and it.split == "train" for it in capped)
