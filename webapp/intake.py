@@ -122,7 +122,9 @@ def _upload_product() -> shopper.NewProduct:
             if not 0 < value <= 2000:
                 raise ApiError(400, "invalid_parameter", f"{key} must be between 0 and 2000 cm")
             setattr(dims, key, value)
-    title = (request.form.get("title") or "").strip()[:200] or (upload.filename or "").strip()[:200] or None
+    # The file name stands in for a title the shopper did not type ("my-sofa.jpg" -> "my-sofa").
+    stem = (upload.filename or "").strip().rsplit(".", 1)[0]
+    title = (request.form.get("title") or "").strip()[:200] or stem[:200] or None
     return shopper.NewProduct(title=title, dimensions=dims, source_url=None, pictures=[picture])
 
 

@@ -181,7 +181,7 @@ def test_an_upload_becomes_a_product_with_the_typed_width(intake_client):
                                                 "width_cm": "55"})
     assert r.status_code == 201
     product = r.get_json()["product"]
-    assert product["title"] == "my-chair.jpg" and product["dimensions"]["width_cm"] == 55
+    assert product["title"] == "my-chair" and product["dimensions"]["width_cm"] == 55
     assert len(product["pictures"]) == 1
     no_size = intake_client.post("/api/intake", data={"image": (io.BytesIO(product_photo()), "x.jpg")})
     assert no_size.get_json()["product"]["size_known"] is False

@@ -95,7 +95,7 @@ def test_add_your_product_by_url_and_by_photo(own_server, shop, browser, tmp_pat
     drawn_cm = float(item.get_attribute("data-product-width-px")) / 2.0  # calibrated at 2 px a cm
     assert drawn_cm == pytest.approx(180, rel=0.10)
     assert item.get_attribute("data-size") == "real"
-    assert "width the shop states" in page.locator("#own-status").inner_text()
+    assert "size the shop states" in page.locator("#own-status").inner_text()
     item.scroll_into_view_if_needed()
     _shot(page, f"own-placed-{name}")
 
@@ -118,8 +118,9 @@ def test_add_your_product_by_url_and_by_photo(own_server, shop, browser, tmp_pat
     page.fill("#own-width", "60")
     page.click("#own-upload")
     _wait_items(page, 2)
-    chair = page.locator('.item[aria-label^="my-chair.jpg"]')
-    page.wait_for_function("() => document.querySelector('.item[aria-label^=\"my-chair.jpg\"]').dataset.productWidthPx")
+    chair = page.locator('.item[aria-label^="my-chair"]')
+    page.wait_for_function("() => document.querySelector('.item[aria-label^=\"my-chair\"]').dataset.productWidthPx")
+    assert "with the width you gave" in page.locator("#own-status").inner_text()
     assert float(chair.get_attribute("data-product-width-px")) / 2.0 == pytest.approx(60, rel=0.10)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0

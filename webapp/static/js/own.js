@@ -77,8 +77,9 @@
     say("Cutting out the product…");
     const item = await window.RoomFit.addProduct(picture.cutout_url, meta(product));
     if (item) {
-      say((product.title || "Your product") + " is in the room"
-        + (product.size_known ? " at the width the shop states." : ": size unknown, so it is drawn at a typical size."));
+      const size = !product.size_known ? ": size unknown, so it is drawn at a typical size."
+        : product.source_url ? " with the size the shop states." : " with the width you gave.";
+      say((product.title || "Your product") + " is in the room" + size);
     }
   }
 
