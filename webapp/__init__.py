@@ -78,7 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config["PROXY_COUNT"] > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_COUNT"], x_proto=app.config["PROXY_COUNT"])
 
-    from . import db, errors, intake, metrics, pages, security, shopper
+    from . import db, errors, intake, metrics, pages, security
     from .api import bp as api_bp
 
     db.init_app(app)
@@ -104,7 +104,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
                       large_slots=app.config["LARGE_IMAGE_SLOTS"], large_wait=app.config["LARGE_IMAGE_WAIT_SECONDS"],
                       on_shed=lambda reason: app_metrics.shed.labels(reason).inc()),
     )
-    app.teardown_appcontext(shopper.close_shopper_db)
     app.register_blueprint(api_bp)
     app.register_blueprint(intake.bp)
     app.register_blueprint(pages.bp)

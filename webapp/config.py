@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,11 @@ def _env_path(name: str, default: Path) -> str:
     raw = os.environ.get(name) or str(default)
     p = Path(raw)
     return str(p if p.is_absolute() else PROJECT_ROOT / p)
+
+
+# Fields read specially (or never) from the environment, and fields that hold paths.
+_NOT_FROM_ENV = {"SECRET_KEY", "DEBUG", "TESTING", "LOG_LEVEL", "FETCH_ALLOW_NETWORKS"}
+_PATHS = {"DATABASE", "MODEL_DIR", "CACHE_DIR", "ROOMS_DIR", "SHOPPER_DATABASE", "SHOPPER_DIR"}
 
 
 @dataclass
@@ -96,47 +101,23 @@ class Config:
 
     @classmethod
     def from_env(cls) -> "Config":
-        """Build the configuration from environment variables, falling back to the defaults above."""
-        d = cls()
-        return cls(
-            SECRET_KEY=os.environ.get("SECRET_KEY") or None,
-            DEBUG=_env_bool("FLASK_DEBUG", False),
-            TESTING=False,
-            LOG_LEVEL=os.environ.get("LOG_LEVEL", d.LOG_LEVEL).upper(),
-            DATABASE=_env_path("DATABASE", Path(d.DATABASE)),
-            MODEL_DIR=_env_path("MODEL_DIR", Path(d.MODEL_DIR)),
-            CACHE_DIR=_env_path("CACHE_DIR", Path(d.CACHE_DIR)),
-            ROOMS_DIR=_env_path("ROOMS_DIR", Path(d.ROOMS_DIR)),
-            MAX_CONTENT_LENGTH=_env_number("MAX_CONTENT_LENGTH", d.MAX_CONTENT_LENGTH),
-            MAX_IMAGE_PIXELS=_env_number("MAX_IMAGE_PIXELS", d.MAX_IMAGE_PIXELS),
-            MAX_OUTPUT_PIXELS=_env_number("MAX_OUTPUT_PIXELS", d.MAX_OUTPUT_PIXELS),
-            SHED_MAX_INFLIGHT=_env_number("SHED_MAX_INFLIGHT", d.SHED_MAX_INFLIGHT),
-            SHED_DEADLINE_SECONDS=_env_number("SHED_DEADLINE_SECONDS", d.SHED_DEADLINE_SECONDS, float),
-            LARGE_IMAGE_PIXELS=_env_number("LARGE_IMAGE_PIXELS", d.LARGE_IMAGE_PIXELS),
-            LARGE_IMAGE_SLOTS=_env_number("LARGE_IMAGE_SLOTS", d.LARGE_IMAGE_SLOTS),
-            LARGE_IMAGE_WAIT_SECONDS=_env_number("LARGE_IMAGE_WAIT_SECONDS", d.LARGE_IMAGE_WAIT_SECONDS, float),
-            MODEL_THREADS=_env_number("MODEL_THREADS", d.MODEL_THREADS),
-            MODEL_INTERPRETERS=_env_number("MODEL_INTERPRETERS", d.MODEL_INTERPRETERS),
-            MODEL_RETRY_SECONDS=_env_number("MODEL_RETRY_SECONDS", d.MODEL_RETRY_SECONDS, float),
-            MASK_THRESHOLD=_env_number("MASK_THRESHOLD", d.MASK_THRESHOLD, float),
-            MIN_PRODUCT_AREA=_env_number("MIN_PRODUCT_AREA", d.MIN_PRODUCT_AREA, float),
-            REFINE_MAX_SIDE=_env_number("REFINE_MAX_SIDE", d.REFINE_MAX_SIDE),
-            RATELIMIT_ENABLED=_env_bool("RATELIMIT_ENABLED", d.RATELIMIT_ENABLED),
-            RATELIMIT_PER_SECOND=_env_number("RATELIMIT_PER_SECOND", d.RATELIMIT_PER_SECOND, float),
-            RATELIMIT_BURST=_env_number("RATELIMIT_BURST", d.RATELIMIT_BURST),
-            PROXY_COUNT=_env_number("PROXY_COUNT", d.PROXY_COUNT),
-            PAGE_SIZE=_env_number("PAGE_SIZE", d.PAGE_SIZE),
-            SHOPPER_DATABASE=_env_path("SHOPPER_DATABASE", Path(d.SHOPPER_DATABASE)),
-            SHOPPER_DIR=_env_path("SHOPPER_DIR", Path(d.SHOPPER_DIR)),
-            INTAKE_TTL_HOURS=_env_number("INTAKE_TTL_HOURS", d.INTAKE_TTL_HOURS, float),
-            INTAKE_MAX_PICTURES=_env_number("INTAKE_MAX_PICTURES", d.INTAKE_MAX_PICTURES),
-            INTAKE_MIN_SIDE=_env_number("INTAKE_MIN_SIDE", d.INTAKE_MIN_SIDE),
-            INTAKE_RATELIMIT_PER_MINUTE=_env_number("INTAKE_RATELIMIT_PER_MINUTE", d.INTAKE_RATELIMIT_PER_MINUTE,
-                                                    float),
-            INTAKE_RATELIMIT_BURST=_env_number("INTAKE_RATELIMIT_BURST", d.INTAKE_RATELIMIT_BURST),
-            FETCH_TOTAL_TIMEOUT=_env_number("FETCH_TOTAL_TIMEOUT", d.FETCH_TOTAL_TIMEOUT, float),
-            FETCH_MAX_BYTES=_env_number("FETCH_MAX_BYTES", d.FETCH_MAX_BYTES),
-        )
+        """Build the configuration from environment variables, falling back to the defaults above: each field reads
+        the variable of its own name, parsed by the field's type (paths in _PATHS, relative to the project)."""
+        values = {}
+        for f in fields(cls):
+            default = getattr(cls, f.name)
+            if f.name in _NOT_FROM_ENV:
+                continue
+            if f.name in _PATHS:
+                values[f.name] = _env_path(f.name, Path(default))
+            elif f.type == "bool":
+                values[f.name] = _env_bool(f.name, default)
+            elif f.type in ("int", "float"):
+                values[f.name] = _env_number(f.name, default, int if f.type == "int" else float)
+            elif f.type == "str":
+                values[f.name] = os.environ.get(f.name, default)
+        return cls(**values, SECRET_KEY=os.environ.get("SECRET_KEY") or None, DEBUG=_env_bool("FLASK_DEBUG", False),
+                   LOG_LEVEL=os.environ.get("LOG_LEVEL", cls.LOG_LEVEL).upper())
 
     def as_mapping(self) -> dict:
         """The settings as a Flask config mapping."""

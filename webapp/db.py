@@ -21,10 +21,11 @@ def get_db() -> sqlite3.Connection:
 
 
 def close_db(e: BaseException | None = None) -> None:
-    """Close the request's connection, if one was opened."""
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
+    """Close the request's connections (the catalogue's, and the shoppers' products'), those that were opened."""
+    for key in ("db", "shopper_db"):
+        db = g.pop(key, None)
+        if db is not None:
+            db.close()
 
 
 def init_db() -> None:

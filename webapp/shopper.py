@@ -73,7 +73,8 @@ class NewProduct:
 
 
 def get_shopper_db() -> sqlite3.Connection:
-    """The request's connection to the shopper database (created with its tables on first use)."""
+    """The request's connection to the shopper database (created with its tables on first use; db.close_db closes
+    it)."""
     if "shopper_db" not in g:
         path = Path(current_app.config["SHOPPER_DATABASE"])
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,13 +84,6 @@ def get_shopper_db() -> sqlite3.Connection:
         db.executescript(SCHEMA)
         g.shopper_db = db
     return g.shopper_db
-
-
-def close_shopper_db(e: BaseException | None = None) -> None:
-    """Close the request's shopper database connection, if one was opened."""
-    db = g.pop("shopper_db", None)
-    if db is not None:
-        db.close()
 
 
 def picture_dir() -> Path:

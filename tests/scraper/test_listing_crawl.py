@@ -71,8 +71,8 @@ class _Shop(BaseHTTPRequestHandler):
 
     def _send(self, status: int, ctype: str, body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        for name, value in (("Content-Type", ctype), ("Content-Length", str(len(body)))):
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -8,17 +8,9 @@
   if (!app || !panel || !window.RoomFit) return;
 
   const api = app.dataset.intakeApi;
-  const button = document.getElementById("btn-own");
-  const urlForm = document.getElementById("own-url-form");
-  const urlInput = document.getElementById("own-url");
-  const fileForm = document.getElementById("own-file-form");
-  const fileInput = document.getElementById("own-file");
-  const widthInput = document.getElementById("own-width");
-  const status = document.getElementById("own-status");
-  const choose = document.getElementById("own-choose");
-  const nameEl = document.getElementById("own-name");
-  const sizeEl = document.getElementById("own-size");
-  const list = document.getElementById("own-pictures");
+  const [button, urlForm, urlInput, fileForm, fileInput, widthInput, status, choose, nameEl, sizeEl, list] = [
+    "btn-own", "own-url-form", "own-url", "own-file-form", "own-file", "own-width", "own-status", "own-choose",
+    "own-name", "own-size", "own-pictures"].map((id) => document.getElementById(id));
   const submits = panel.querySelectorAll("button[type=submit]");
 
   function say(text, isError) {
@@ -37,10 +29,9 @@
     panel.setAttribute("aria-busy", String(on));
   }
 
-  function sizeText(d) {
-    const parts = [["W", d.width_cm], ["D", d.depth_cm], ["H", d.height_cm], ["Ø", d.diameter_cm]]
-      .filter((p) => p[1]).map((p) => p[0] + " " + p[1]);
-    return parts.length ? "(" + parts.join(" × ") + " cm)" : "(size unknown: calibrate the room, then resize it)";
+  function sizeText(product) {
+    return product.size_known ? "(" + window.RoomFit.sizeText(product) + ")"
+      : "(size unknown: calibrate the room, then resize it)";
   }
 
   // One request to the intake; resolves to the product, or shows the server's message and resolves to null.
@@ -85,21 +76,16 @@
 
   function show(product) {
     nameEl.textContent = product.title || "Your product";
-    sizeEl.textContent = sizeText(product.dimensions || {});
+    sizeEl.textContent = sizeText(product);
     list.textContent = "";
     product.pictures.forEach((picture, n) => {
-      const li = document.createElement("li");
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "pick";
+      const b = Object.assign(document.createElement("button"), { type: "button", className: "pick" });
       b.dataset.picture = String(picture.index);
-      const img = document.createElement("img");
-      img.src = picture.url;
-      img.alt = "Picture " + (n + 1) + " of " + (product.title || "your product");
-      b.appendChild(img);
+      b.appendChild(Object.assign(new Image(), {
+        src: picture.url, alt: "Picture " + (n + 1) + " of " + (product.title || "your product"),
+      }));
       b.addEventListener("click", () => place(product, picture));
-      li.appendChild(b);
-      list.appendChild(li);
+      list.appendChild(document.createElement("li")).appendChild(b);
     });
     choose.hidden = false;
   }

@@ -787,7 +787,7 @@
   }
 
   window.addEventListener("resize", resizeAll);
-  window.RoomFit = Object.freeze({ addProduct });
+  window.RoomFit = Object.freeze({ addProduct, sizeText });
   const initial = JSON.parse(app.dataset.products || "[]");
   // The products of the link are placed once the first room is shown: where the floor is and the default scale
   // depend on the picture's size. One after another, so each finds a free spot among those already placed.
