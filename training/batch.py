@@ -57,6 +57,15 @@ class BatchSummary:
     failed: int = 0
     errors: dict[str, str] = field(default_factory=dict)  # item id -> error (the first few are logged)
     seconds: float = 0.0
+    first_batch_seconds: float = 0.0  # dispatch to the first finished batch: session builds, actor start-up
+    first_batch_items: int = 0
+    dispatch_seconds: float = 0.0  # dispatch to the last result (without the skip-done listing)
+
+    @property
+    def steady_per_second(self) -> float:
+        """Items per second after the first batch: the throughput once the workers are up."""
+        rest = self.dispatch_seconds - self.first_batch_seconds
+        return (self.ok + self.failed - self.first_batch_items) / rest if rest > 0 else 0.0
 
     @property
     def per_second(self) -> float:
@@ -130,8 +139,9 @@ def _rows(result: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield dict(zip(keys, values))
 
 
-def _count(summary: BatchSummary, rows: Iterable[dict[str, Any]], bar: tqdm) -> None:
-    """Add result rows to the summary and the progress bar."""
+def _count(summary: BatchSummary, rows: Iterable[dict[str, Any]], bar: tqdm, t0: float) -> None:
+    """Add one batch's result rows to the summary and the progress bar."""
+    first = summary.ok + summary.failed == 0
     for row in rows:
         if str(row["status"]) == "ok":
             summary.ok += 1
@@ -141,6 +151,9 @@ def _count(summary: BatchSummary, rows: Iterable[dict[str, Any]], bar: tqdm) -> 
             if summary.failed <= 10:
                 log.warning("%s failed: %s", row["id"], row["error"])
         bar.update(1)
+    if first:
+        summary.first_batch_seconds = time.perf_counter() - t0
+        summary.first_batch_items = summary.ok + summary.failed
 
 
 def run(job: type, job_kwargs: dict[str, Any], items: Sequence[dict[str, Any]], cfg: EngineConfig, *,
@@ -151,20 +164,22 @@ def run(job: type, job_kwargs: dict[str, Any], items: Sequence[dict[str, Any]], 
     summary = BatchSummary(total=len(items), skipped_done=len(items) - len(todo))
     log.info("%s: %d items, %d already done, %d to do on %s", desc, len(items), summary.skipped_done, len(todo),
              cfg.engine)
+    t_dispatch = time.perf_counter()
     if todo:
         with tqdm(total=len(todo), desc=desc, unit="img") as bar:
             if cfg.engine == "local":
                 fn = job(**job_kwargs)  # the session is built once
                 for batch in _batches(todo, cfg.batch_size):
-                    _count(summary, _rows(fn(batch)), bar)
+                    _count(summary, _rows(fn(batch)), bar, t_dispatch)
             else:
-                _run_ray(job, job_kwargs, todo, cfg, summary, bar)
+                _run_ray(job, job_kwargs, todo, cfg, summary, bar, t_dispatch)
+    summary.dispatch_seconds = time.perf_counter() - t_dispatch
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
 def _run_ray(job: type, job_kwargs: dict[str, Any], todo: Sequence[dict[str, Any]], cfg: EngineConfig,
-             summary: BatchSummary, bar: tqdm) -> None:
+             summary: BatchSummary, bar: tqdm, t0: float) -> None:
     """map_batches over a pool of `cfg.workers` actors, each holding one job instance."""
     import ray  # batch-only dependency, imported where used
 
@@ -182,7 +197,7 @@ def _run_ray(job: type, job_kwargs: dict[str, Any], todo: Sequence[dict[str, Any
                              concurrency=cfg.workers, num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker,
                              batch_format="numpy")
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            _count(summary, _rows(batch), bar)
+            _count(summary, _rows(batch), bar, t0)
     finally:
         if started:
             ray.shutdown()
