@@ -31,14 +31,17 @@ def _cmd_label(args: argparse.Namespace) -> int:
         from .detectron2_teacher import Detectron2Teacher
 
         factory = functools.partial(Detectron2Teacher.from_config, classes=classes)
-        name = "detectron2"
-    if args.engine == "ray" or args.workers > 1:
-        # The batch path (training.batch): the teacher fills the label cache on the engine, masks come from it.
+        name = Detectron2Teacher.name
+    if cfg.cache is not None:
+        # The batch path (training.batch), on either engine: the teacher fills the label cache (by photo hash), then
+        # masks come from the cache with no teacher call, so both engines write the same files.
         from .batch_jobs import label_with_engine
 
         filled, summary = label_with_engine(cfg, factory, name, _engine(args))
         print(f"teacher: {filled.ok} photos in {filled.seconds:.1f} s ({filled.per_second:.2f}/s) on {args.engine}, "
               f"{filled.skipped_done} already in the cache, {filled.failed} failed")
+    elif args.engine == "ray":
+        raise ValueError("--engine ray fills the label cache: drop --no-cache")
     else:
         summary = label_manifest(cfg, factory())
     print(f"labelled {summary.ok} ({summary.from_cache} from the label cache), already done {summary.skipped_done}, "

@@ -182,3 +182,24 @@ def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
         assert meta["model"]["name"]
     finally:
         server.stop()
+
+
+def test_the_command_lines(shop, tmp_path, monkeypatch, capsys):
+    import training.teacher
+    from training.cli import main
+
+    class FakeISNet(SquareTeacher):
+        name = "isnet"
+
+        def __init__(self, cfg):
+            super().__init__()
+
+    monkeypatch.setattr(training.teacher, "ISNetTeacher", FakeISNet)
+    args = ["label", "--manifest", str(shop), "--out", str(tmp_path / "labels"), "--cache", str(tmp_path / "cache"),
+            "--include-unclassed"]
+    assert main(args) == 0
+    assert "teacher: 6 photos" in capsys.readouterr().out
+    assert len(list((tmp_path / "cache" / "isnet").rglob("*.png"))) == 6
+    assert main(args) == 0 and "teacher: 0 photos" in capsys.readouterr().out  # all done: nothing redone
+    assert main(["cutouts", "--source", str(shop), "--out", str(tmp_path / "cut"), "--model-dir", str(MODELS)]) == 0
+    assert "cut-outs: 6 made" in capsys.readouterr().out
