@@ -192,7 +192,10 @@ def _run_ray(job: type, job_kwargs: dict[str, Any], todo: Sequence[dict[str, Any
             # A cluster: ship the code (not the data) to every node.
             ray.init(address=cfg.address, runtime_env={"working_dir": str(REPO_ROOT), "excludes": RAY_EXCLUDES})
     try:
-        ds = ray.data.from_items(list(todo), override_num_blocks=max(1, -(-len(todo) // cfg.batch_size)))
+        # Enough blocks to keep every actor busy and spread the tail; not one per batch (a million tiny blocks
+        # cost the scheduler more than the work).
+        blocks = max(1, min(-(-len(todo) // cfg.batch_size), 64 * cfg.workers))
+        ds = ray.data.from_items(list(todo), override_num_blocks=blocks)
         out = ds.map_batches(job, fn_constructor_kwargs=job_kwargs, batch_size=cfg.batch_size,
                              concurrency=cfg.workers, num_cpus=cfg.cpus_per_worker, num_gpus=cfg.gpus_per_worker,
                              batch_format="numpy")

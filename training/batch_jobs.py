@@ -211,23 +211,49 @@ class LazyTeacher:
         return self._teacher.mask(image, klass)
 
 
+@dataclass(frozen=True)
+class Remote:
+    """Where cluster workers read the photos and write the alphas when they cannot see this machine's disk."""
+
+    photo_root: str | None = None  # replaces the manifest's folder in photo paths (e.g. s3://bucket/ikea)
+    cache_url: str | None = None  # the label cache the workers fill (e.g. s3://bucket/label-cache); copied back
+    storage_options: dict[str, Any] | None = None
+
+
 def fill_label_cache(cfg: LabelConfig, teacher_factory: Callable[[], Teacher], teacher_name: str,
-                     engine: EngineConfig) -> BatchSummary:
+                     engine: EngineConfig, remote: Remote = Remote()) -> BatchSummary:
     """Teacher alphas of the photos label_manifest will label next, into cfg.cache, on the chosen engine."""
     if cfg.cache is None:
         raise ValueError("batch labelling fills the label cache: give a cache folder")
     todo, _ = pending_records(cfg)
-    cache = FsStorage(cfg.cache)
-    items = label_items([(r, str(resolve_image_path(cfg.manifest, r))) for r in todo])
-    return run(LabelJob, {"teacher_factory": teacher_factory, "cache": cache}, items, engine,
-               done=labels_done(teacher_name, cache), desc=f"teacher ({teacher_name})")
+    local = FsStorage(cfg.cache)
+    cache = FsStorage(remote.cache_url, remote.storage_options) if remote.cache_url else local
+
+    def uri(record: ManifestRecord) -> str:
+        if remote.photo_root and "://" not in record.path and not Path(record.path).is_absolute():
+            return _join(remote.photo_root, record.path)
+        return str(resolve_image_path(cfg.manifest, record))
+
+    # Already here (this machine's cache) or there (the workers'): not sent again.
+    here, there = labels_done(teacher_name, local), labels_done(teacher_name, cache)
+    summary = run(LabelJob, {"teacher_factory": teacher_factory, "cache": cache,
+                             "storage_options": remote.storage_options}, label_items([(r, uri(r)) for r in todo]),
+                  engine, done=lambda item: here(item) or there(item), desc=f"teacher ({teacher_name})")
+    if cache is not local:
+        # The masks are built here from this machine's cache: bring the workers' new entries over.
+        present = cache.listing(teacher_name)
+        for record in todo:
+            rel = label_cache_rel(teacher_name, record.sha256)
+            if rel in present and not local.exists(rel):
+                local.write(rel, cache.read(rel))
+    return summary
 
 
 def label_with_engine(cfg: LabelConfig, teacher_factory: Callable[[], Teacher], teacher_name: str,
-                      engine: EngineConfig) -> tuple[BatchSummary, LabelSummary]:
+                      engine: EngineConfig, remote: Remote = Remote()) -> tuple[BatchSummary, LabelSummary]:
     """Both engines label the same way: the teacher fills the label cache (in-process or on Ray), then masks,
     alphas and labels.jsonl are built from the cache here with no teacher call."""
-    filled = fill_label_cache(cfg, teacher_factory, teacher_name, engine)
+    filled = fill_label_cache(cfg, teacher_factory, teacher_name, engine, remote)
     return filled, label_manifest(cfg, LazyTeacher(teacher_factory, teacher_name))
 
 

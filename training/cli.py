@@ -37,7 +37,10 @@ def _cmd_label(args: argparse.Namespace) -> int:
         # masks come from the cache with no teacher call, so both engines write the same files.
         from .batch_jobs import label_with_engine
 
-        filled, summary = label_with_engine(cfg, factory, name, _engine(args))
+        from .batch_jobs import Remote
+
+        filled, summary = label_with_engine(cfg, factory, name, _engine(args),
+                                            Remote(photo_root=args.photo_root, cache_url=args.cache_url))
         print(f"teacher: {filled.ok} photos in {filled.seconds:.1f} s ({filled.per_second:.2f}/s) on {args.engine}, "
               f"{filled.skipped_done} already in the cache, {filled.failed} failed")
     elif args.engine == "ray":
@@ -461,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="always run the teacher; leave the cache alone")
     _add_engine_args(p)
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per teacher actor")
+    p.add_argument("--photo-root", default=None,
+                   help="cluster: where workers read the photos (the manifest's folder synced to e.g. s3://b/ikea)")
+    p.add_argument("--cache-url", default=None,
+                   help="cluster: the label cache the workers fill (e.g. s3://b/label-cache), copied into --cache")
     p.set_defaults(func=_cmd_label)
 
     p = sub.add_parser("cutouts", help="catalogue cut-outs ahead of time, in the web app's CACHE_DIR layout "

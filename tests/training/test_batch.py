@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.manifest import ManifestRecord, ManifestWriter
 from training.batch import EngineConfig, FsStorage
-from training.batch_jobs import label_with_engine, make_cutouts
+from training.batch_jobs import Remote, label_with_engine, make_cutouts
 from training.label import LabelConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +180,15 @@ def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
         assert prefix.ok == 6
         meta = json.loads(FsStorage(tmp_path / "from-prefix").read(sorted(tree(tmp_path / "from-prefix"))[0]))
         assert meta["model"]["name"]
+
+        # Labelling as on a cluster: workers read the photos from S3 and fill an S3 label cache, copied back here.
+        calls: list = []
+        remote = Remote(photo_root="s3://shop/ikea", cache_url="s3://cutouts/label-cache", storage_options=opts)
+        filled, labelled = label_with_engine(_label_cfg(shop, tmp_path / "lab"), lambda: SquareTeacher(calls=calls),
+                                             "fake", EngineConfig("local"), remote)
+        assert (filled.ok, labelled.ok, labelled.from_cache, len(calls)) == (6, 6, 6, 6)
+        listed = s3.list_objects_v2(Bucket="cutouts", Prefix="label-cache/fake/")["KeyCount"]
+        assert listed == 6 and len(list((tmp_path / "lab" / "cache" / "fake").rglob("*.png"))) == 6
     finally:
         server.stop()
 
