@@ -25,7 +25,9 @@ def _cmd_label(args: argparse.Namespace) -> int:
                       include_unclassed=args.include_unclassed, limit=args.limit,
                       cache=None if args.no_cache else args.cache)
     if args.teacher == "isnet":
-        factory = functools.partial(ISNetTeacher, ISNetConfig(model_path=args.isnet_model, threads=args.threads))
+        gpu = ("CUDAExecutionProvider",) if args.gpus_per_worker > 0 else ()
+        factory = functools.partial(ISNetTeacher, ISNetConfig(model_path=args.isnet_model, threads=args.threads,
+                                                              providers=(*gpu, "CPUExecutionProvider")))
         name = ISNetTeacher.name
     else:
         from .detectron2_teacher import Detectron2Teacher
@@ -463,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="committed label cache: teacher alphas by photo hash, read and extended (README 'Labels')")
     p.add_argument("--no-cache", action="store_true", help="always run the teacher; leave the cache alone")
     _add_engine_args(p)
-    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per teacher actor")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per teacher actor (> 0: ISNet on CUDA, onnxruntime-gpu on those nodes)")
     p.add_argument("--photo-root", default=None,
                    help="cluster: where workers read the photos (the manifest's folder synced to e.g. s3://b/ikea)")
     p.add_argument("--cache-url", default=None,
