@@ -30,6 +30,25 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
+def per_item(batch: dict[str, Any], columns: tuple[str, ...], read: Callable[[str], bytes],
+             work: Callable[..., None], expected: tuple[type[BaseException], ...]) -> dict[str, list[Any]]:
+    """Run work(read(uri), *columns) for each item of a batch; an `expected` error fails that item alone (status
+    failed, the error), anything else stops the run."""
+    result: dict[str, list[Any]] = {"id": [], "status": [], "error": []}
+    for n, pid in enumerate(batch["id"]):
+        # Columns arrive as numpy arrays on Ray: back to plain str/bool.
+        values = [batch[c][n].item() if hasattr(batch[c][n], "item") else batch[c][n] for c in columns]
+        error = ""
+        try:
+            work(read(str(batch["uri"][n])), *values)
+        except expected as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        result["id"].append(str(pid))
+        result["status"].append("failed" if error else "ok")
+        result["error"].append(error)
+    return result
+
+
 # ---- items ----
 
 def _join(base: str, path: str) -> str:
@@ -129,23 +148,21 @@ class CutoutJob:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         """Make and store the cut-out of each photo in the batch."""
-        result: dict[str, list[Any]] = {"id": [], "status": [], "error": []}
-        for pid, uri, sha, glass in zip(batch["id"], batch["uri"], batch["sha256"], batch["glass"]):
-            error = ""
-            try:
-                data = read_bytes(str(uri), self.storage_options)
-                actual = hashlib.sha256(data).hexdigest()
-                if actual != sha:
-                    # The web app keys the cut-out by the manifest's hash: a stale line must not get a wrong entry.
-                    raise ValueError(f"sha256 {actual[:12]}… does not match the manifest's {str(sha)[:12]}…")
-                png, meta = cutout.make_cutout(self.seg, data, glass=bool(glass), limits=self.limits)
-                self.store.put(str(sha), cutout.cutout_key(self.seg.model_hash, bool(glass)), png, meta)
-            except (OSError, ValueError) as exc:  # unreadable photo (ImageError is a ValueError), failed write
-                error = f"{type(exc).__name__}: {exc}"
-            result["id"].append(str(pid))
-            result["status"].append("failed" if error else "ok")
-            result["error"].append(error)
-        return result
+        # OSError: an unreadable photo or a failed write; ValueError: bytes that are no usable image (ImageError).
+        return per_item(batch, ("sha256", "glass"), self.read, self.one, (OSError, ValueError))
+
+    def one(self, data: bytes, sha: str, glass: bool) -> None:
+        """One photo's cut-out, stored under the web app's key."""
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            # The web app keys the cut-out by the manifest's hash: a stale line must not get a wrong entry.
+            raise ValueError(f"sha256 {actual[:12]}… does not match the manifest's {sha[:12]}…")
+        png, meta = cutout.make_cutout(self.seg, data, glass=glass, limits=self.limits)
+        self.store.put(sha, cutout.cutout_key(self.seg.model_hash, glass), png, meta)
+
+    def read(self, uri: str) -> bytes:
+        """A photo's bytes."""
+        return read_bytes(uri, self.storage_options)
 
 
 # ---- teacher labels ----
@@ -177,22 +194,21 @@ class LabelJob:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         """Label each photo of the batch and store its alpha."""
-        result: dict[str, list[Any]] = {"id": [], "status": [], "error": []}
-        for pid, uri, sha, klass in zip(batch["id"], batch["uri"], batch["sha256"], batch["klass"]):
-            error = ""
-            try:
-                data = read_bytes(str(uri), self.storage_options)
-                # As training.io.open_turned: upright by EXIF, RGB; the cache holds alphas of the upright photo.
-                with Image.open(io.BytesIO(data)) as im:
-                    image = upright(im).convert("RGB")
-                alpha = np.asarray(self.teacher.mask(image, str(klass) or None), dtype=np.float32)
-                self.cache.write(label_cache_rel(self.teacher.name, str(sha)), encode_alpha(alpha))
-            except (OSError, ValueError, SyntaxError, EOFError) as exc:  # as label_one: unreadable photos
-                error = f"{type(exc).__name__}: {exc}"
-            result["id"].append(str(pid))
-            result["status"].append("failed" if error else "ok")
-            result["error"].append(error)
-        return result
+        # As label_one: a photo that cannot be read or decoded fails alone.
+        return per_item(batch, ("sha256", "klass"), self.read, self.one,
+                        (OSError, ValueError, SyntaxError, EOFError))
+
+    def one(self, data: bytes, sha: str, klass: str) -> None:
+        """One photo's alpha into the cache."""
+        # As training.io.open_turned: upright by EXIF, RGB; the cache holds alphas of the upright photo.
+        with Image.open(io.BytesIO(data)) as im:
+            image = upright(im).convert("RGB")
+        alpha = np.asarray(self.teacher.mask(image, klass or None), dtype=np.float32)
+        self.cache.write(label_cache_rel(self.teacher.name, sha), encode_alpha(alpha))
+
+    def read(self, uri: str) -> bytes:
+        """A photo's bytes."""
+        return read_bytes(uri, self.storage_options)
 
 
 class LazyTeacher:
