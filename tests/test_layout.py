@@ -46,3 +46,22 @@ def test_a_breach_fails_the_contracts(tmp_path, breach, broken):
     done = _lint(tmp_path, tmp_path / "pyproject.toml")
     assert done.returncode != 0
     assert f"{broken}" in done.stdout and "BROKEN" in done.stdout, done.stdout
+
+
+def _requirements(name: str) -> set[str]:
+    """Package names a requirements file installs, its -r includes followed."""
+    names: set[str] = set()
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names |= _requirements(line[3:].strip())
+        elif line:
+            names.add(line.split("==")[0].split("[")[0].strip().lower())
+    return names
+
+
+def test_the_serving_image_installs_no_batch_stack():
+    serving, batch = _requirements("requirements.txt"), _requirements("requirements-batch.txt")
+    assert {"ray", "fsspec", "s3fs"} <= batch
+    assert not serving & {"ray", "fsspec", "s3fs", "boto3", "tensorflow-cpu", "onnxruntime"}
+    assert batch <= _requirements("requirements-train.txt") <= _requirements("requirements-dev.txt")
