@@ -21,8 +21,8 @@ from core.manifest import ManifestRecord, resolve_image_path
 from core.segment import ModelSpec, Segmenter
 
 from .batch import BatchSummary, EngineConfig, FsStorage, read_bytes, run
-from .label_cache import encode_alpha
 from .label import LabelConfig, LabelSummary, label_manifest, pending_records
+from .label_cache import encode_alpha
 from .teacher import Teacher
 
 log = logging.getLogger(__name__)
