@@ -11,14 +11,18 @@ ENCODER_WEIGHTS ?= $(SHARED)/models/mobilenet_v2_weights_tf_dim_ordering_tf_kern
 ISNET  ?= $(SHARED)/models/isnet_small.onnx
 MANIFEST ?= data/ikea/manifest.jsonl
 LABELS ?= data/labels
+# Batch jobs (docs/batch.md): ENGINE=ray WORKERS=2 make label|cutouts runs them on a local Ray (ADDRESS=auto: a cluster).
+ENGINE ?= local
+WORKERS ?= 1
+BATCH_ARGS = --engine $(ENGINE) --workers $(WORKERS) $(if $(ADDRESS),--address $(ADDRESS))
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help run test data label label-extra train evaluate export tune bench probe clean extract-bench crawl-bench \
+.PHONY: help run test data label cutouts label-extra train evaluate export tune bench probe clean extract-bench crawl-bench \
 	review-extra dataset-v2 train-v2 evaluate-v2
 
 help:
-	@echo "make run | test | data | label | train | evaluate | export | tune | bench | probe | clean"
+	@echo "make run | test | data | label | cutouts | train | evaluate | export | tune | bench | probe | clean"
 	@echo "model 2.0: make label label-extra, then make train-v2 evaluate-v2 (docs/model-development.md 'Model 2.0')"
 
 $(VENV)/bin/activate:
@@ -29,7 +33,8 @@ $(VENV)/.serve: requirements.txt requirements-core.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-core.txt requirements-scraper.txt requirements-train.txt requirements-dev.txt | $(VENV)/bin/activate
+$(VENV)/.dev: requirements.txt requirements-core.txt requirements-scraper.txt requirements-batch.txt requirements-train.txt \
+		requirements-dev.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.serve
 
@@ -67,7 +72,12 @@ data: $(VENV)/.dev
 # from the teacher otherwise (and are added to the cache: commit it).
 label: data
 	$(PY) -m training label --manifest $(MANIFEST) --out $(LABELS) --isnet-model $(ISNET) \
-		--include-unclassed --sheet runs/contact_sheet.png
+		--include-unclassed --sheet runs/contact_sheet.png $(BATCH_ARGS)
+
+# The catalogue's cut-outs ahead of time, in the web app's cache layout (serve with CACHE_DIR=$(CUTOUTS)).
+CUTOUTS ?= instance/cache
+cutouts: data
+	$(PY) -m training cutouts --source $(MANIFEST) --out $(CUTOUTS) --model-dir models $(BATCH_ARGS)
 
 EXTRA ?= $(SHARED)/data/extra
 label-extra: $(VENV)/.dev

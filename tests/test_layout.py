@@ -29,6 +29,7 @@ def test_the_repository_keeps_its_import_contracts():
     ("import training\n", "never through each other's code"),
     ("from scraper import crawl\n", "never through each other's code"),
     ("import tensorflow\n", "serves without TensorFlow"),
+    ("import ray\n", "serves without TensorFlow"),
 ])
 def test_a_breach_fails_the_contracts(tmp_path, breach, broken):
     # A miniature tree with the real contracts: every part empty except the web app's one offending import.
@@ -36,11 +37,31 @@ def test_a_breach_fails_the_contracts(tmp_path, breach, broken):
         (tmp_path / part).mkdir()
         (tmp_path / part / "__init__.py").write_text("")
     (tmp_path / "scraper" / "crawl.py").write_text("")
-    (tmp_path / "tensorflow").mkdir()  # stands in for the real package, which the check must not need
-    (tmp_path / "tensorflow" / "__init__.py").write_text("")
+    for stand_in in ("tensorflow", "ray"):  # stand in for the real packages, which the check must not need
+        (tmp_path / stand_in).mkdir()
+        (tmp_path / stand_in / "__init__.py").write_text("")
     (tmp_path / "webapp" / "api.py").write_text(breach)
     (tmp_path / "pyproject.toml").write_bytes((ROOT / "pyproject.toml").read_bytes())
     assert tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["importlinter"]
     done = _lint(tmp_path, tmp_path / "pyproject.toml")
     assert done.returncode != 0
     assert f"{broken}" in done.stdout and "BROKEN" in done.stdout, done.stdout
+
+
+def _requirements(name: str) -> set[str]:
+    """Package names a requirements file installs, its -r includes followed."""
+    names: set[str] = set()
+    for line in (ROOT / name).read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("-r "):
+            names |= _requirements(line[3:].strip())
+        elif line:
+            names.add(line.split("==")[0].split("[")[0].strip().lower())
+    return names
+
+
+def test_the_serving_image_installs_no_batch_stack():
+    serving, batch = _requirements("requirements.txt"), _requirements("requirements-batch.txt")
+    assert {"ray", "fsspec", "s3fs"} <= batch
+    assert not serving & {"ray", "fsspec", "s3fs", "boto3", "tensorflow-cpu", "onnxruntime"}
+    assert batch <= _requirements("requirements-train.txt") <= _requirements("requirements-dev.txt")

@@ -35,7 +35,7 @@ class Evidence:
 
 
 def image_evidence(probs: np.ndarray, classes: tuple[str, ...], truth: int) -> Evidence:
-    """Evidence from a softmax map (h, w, classes), computed as the web app computes it (webapp.segmenter)."""
+    """Evidence from a softmax map (h, w, classes), computed as the web app computes it (core.segment)."""
     fg = 1.0 - probs[..., 0]
     area, product_score = product_evidence(fg)
     pred = probs.argmax(-1)

@@ -1,7 +1,8 @@
-"""Command line for training: `python -m training label|train|tune|evaluate|export|probe ...`."""
+"""Command line for training: `python -m training label|cutouts|train|tune|evaluate|export|probe ...`."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -24,17 +25,64 @@ def _cmd_label(args: argparse.Namespace) -> int:
                       include_unclassed=args.include_unclassed, limit=args.limit,
                       cache=None if args.no_cache else args.cache)
     if args.teacher == "isnet":
-        teacher = ISNetTeacher(ISNetConfig(model_path=args.isnet_model, threads=args.threads))
+        gpu = ("CUDAExecutionProvider",) if args.gpus_per_worker > 0 else ()
+        factory = functools.partial(ISNetTeacher, ISNetConfig(model_path=args.isnet_model, threads=args.threads,
+                                                              providers=(*gpu, "CPUExecutionProvider")))
+        name = ISNetTeacher.name
     else:
         from .detectron2_teacher import Detectron2Teacher
 
-        teacher = Detectron2Teacher.from_config(classes=classes)
-    summary = label_manifest(cfg, teacher)
+        factory = functools.partial(Detectron2Teacher.from_config, classes=classes)
+        name = Detectron2Teacher.name
+    if cfg.cache is not None:
+        # The batch path (training.batch), on either engine: the teacher fills the label cache (by photo hash), then
+        # masks come from the cache with no teacher call, so both engines write the same files.
+        from .batch_jobs import label_with_engine
+
+        from .batch_jobs import Remote
+
+        filled, summary = label_with_engine(cfg, factory, name, _engine(args),
+                                            Remote(photo_root=args.photo_root, cache_url=args.cache_url))
+        print(f"teacher: {filled.ok} photos in {filled.seconds:.1f} s ({filled.per_second:.2f}/s) on {args.engine}, "
+              f"{filled.skipped_done} already in the cache, {filled.failed} failed")
+    elif args.engine == "ray":
+        raise ValueError("--engine ray fills the label cache: drop --no-cache")
+    else:
+        summary = label_manifest(cfg, factory())
     print(f"labelled {summary.ok} ({summary.from_cache} from the label cache), already done {summary.skipped_done}, "
           f"rejected {summary.rejected}")
     if args.sheet:
         print(f"contact sheet: {contact_sheet(cfg, args.sheet)}")
     return 0
+
+
+def _engine(args: argparse.Namespace) -> "EngineConfig":
+    """The batch engine settings of a command's --engine/--workers/--address/--batch-size/--gpus."""
+    from .batch import EngineConfig
+
+    return EngineConfig(engine=args.engine, workers=args.workers, batch_size=args.batch_size, address=args.address,
+                        gpus_per_worker=getattr(args, "gpus_per_worker", 0.0))
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--engine and the Ray options (training.batch)."""
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process, no Ray; ray: a pool of Ray actors (local Ray, or --address)")
+    p.add_argument("--workers", type=int, default=1, help="Ray actors, each with its own session")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per actor call")
+    p.add_argument("--address", default=None, help="Ray cluster address ('auto' on a head node, ray://host:10001)")
+
+
+def _cmd_cutouts(args: argparse.Namespace) -> int:
+    """Catalogue cut-outs of a manifest, folder or S3 prefix into the web app's cache layout."""
+    from .batch_jobs import ServingSettings, make_cutouts
+
+    settings = ServingSettings(threshold=args.threshold, min_area=args.min_area,
+                               refine_max_side=args.refine_max_side)
+    summary = make_cutouts(args.source, args.out, str(args.model_dir), _engine(args), settings)
+    print(f"cut-outs: {summary.ok} made in {summary.seconds:.1f} s ({summary.per_second:.2f}/s) on {args.engine}, "
+          f"{summary.skipped_done} already there, {summary.failed} failed -> {args.out}")
+    return 1 if summary.failed else 0
 
 
 def _cmd_label_cache(args: argparse.Namespace) -> int:
@@ -416,7 +464,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=Path("data/label-cache"),
                    help="committed label cache: teacher alphas by photo hash, read and extended (README 'Labels')")
     p.add_argument("--no-cache", action="store_true", help="always run the teacher; leave the cache alone")
+    _add_engine_args(p)
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="Ray: GPUs per teacher actor (> 0: ISNet on CUDA, onnxruntime-gpu on those nodes)")
+    p.add_argument("--photo-root", default=None,
+                   help="cluster: where workers read the photos (the manifest's folder synced to e.g. s3://b/ikea)")
+    p.add_argument("--cache-url", default=None,
+                   help="cluster: the label cache the workers fill (e.g. s3://b/label-cache), copied into --cache")
     p.set_defaults(func=_cmd_label)
+
+    p = sub.add_parser("cutouts", help="catalogue cut-outs ahead of time, in the web app's CACHE_DIR layout "
+                                       "(resumable; --engine ray for a Ray pool or cluster)")
+    p.add_argument("--source", default="data/ikea/manifest.jsonl",
+                   help="manifest.jsonl, a folder of photos or an s3:// prefix (local path or s3://)")
+    p.add_argument("--out", default="instance/cache", help="output folder or s3:// prefix (the web app's CACHE_DIR)")
+    p.add_argument("--model-dir", type=Path, default=Path("models"))
+    # The web app's settings of the same names (webapp/config.py): cut-outs made otherwise are keyed otherwise.
+    p.add_argument("--threshold", type=float, default=0.5, help="MASK_THRESHOLD")
+    p.add_argument("--min-area", type=float, default=0.005, help="MIN_PRODUCT_AREA")
+    p.add_argument("--refine-max-side", type=int, default=1024, help="REFINE_MAX_SIDE")
+    _add_engine_args(p)
+    p.set_defaults(func=_cmd_cutouts)
 
     p = sub.add_parser("label-cache", help="copy an existing labels folder's alphas into the label cache")
     for name, default in (("--manifest", "data/ikea/manifest.jsonl"), ("--labels", "data/labels"),

@@ -132,17 +132,23 @@ def upright_path(labels: Path, product_id: str) -> Path:
     return labels / "upright" / f"{product_id}.png"
 
 
-def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
-    """Label every manifest record not yet in labels.jsonl; safe to interrupt and re-run."""
-    index_path = cfg.out / "labels.jsonl"
-    done = read_index(index_path)
+def pending_records(cfg: LabelConfig) -> tuple[list[ManifestRecord], int]:
+    """The records label_manifest labels next (classed first, at most cfg.limit) and how many are already done."""
+    done = read_index(cfg.out / "labels.jsonl")
     records = list(read_manifest(cfg.manifest))
     todo = [r for r in records if r.id not in done and (r.klass is not None or cfg.include_unclassed)]
     # Classed products first, so a short run still yields a usable training set.
     todo.sort(key=lambda r: r.klass is None)
     if cfg.limit is not None:
         todo = todo[: cfg.limit]
-    summary = LabelSummary(skipped_done=sum(r.id in done for r in records))
+    return todo, sum(r.id in done for r in records)
+
+
+def label_manifest(cfg: LabelConfig, teacher: Teacher) -> LabelSummary:
+    """Label every manifest record not yet in labels.jsonl; safe to interrupt and re-run."""
+    index_path = cfg.out / "labels.jsonl"
+    todo, skipped_done = pending_records(cfg)
+    summary = LabelSummary(skipped_done=skipped_done)
     cfg.out.mkdir(parents=True, exist_ok=True)
     cache = LabelCache(cfg.cache, teacher.name) if cfg.cache else None
     with JsonlAppender(index_path) as index:  # repairs a line torn by an earlier kill before appending

@@ -30,6 +30,9 @@ class ISNetConfig:
     model_path: Path
     size: int = 1024
     threads: int = 0  # 0 lets onnxruntime pick (all cores)
+    # onnxruntime execution providers in order of preference; GPU teacher actors (docs/batch.md) put
+    # "CUDAExecutionProvider" first (needs onnxruntime-gpu on those nodes).
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
 
 
 class ISNetTeacher:
@@ -46,7 +49,7 @@ class ISNetTeacher:
         if cfg.threads:
             opts.intra_op_num_threads = cfg.threads
         self.cfg = cfg
-        self.session = ort.InferenceSession(str(cfg.model_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(cfg.model_path), opts, providers=list(cfg.providers))
         self.input_name = self.session.get_inputs()[0].name
 
     def preprocess(self, image: Image.Image) -> np.ndarray:

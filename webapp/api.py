@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file, url_for
 
-from core import images, matting
+from core import cutout, images, imaging
+from core.segment import Prediction, Segmenter
 
-from . import catalogue, imaging, openapi
+from . import catalogue, openapi
 from .db import get_db
 from .errors import ApiError
-from .segmenter import Prediction, Segmenter
 from .shedding import Ticket
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ bp = Blueprint("api", __name__)
 
 FORMATS = ("json", "png", "mask")
 # Catalogue cut-outs are cropped almost tight so the image width is the product width (true-to-scale room view).
-CATALOGUE_MARGIN = catalogue.CUTOUT_MARGIN
+CATALOGUE_MARGIN = cutout.CATALOGUE_MARGIN
 
 
 def _services():
@@ -80,7 +80,7 @@ def ready_segmenter() -> Segmenter:
 
 def _model_info(seg: Segmenter) -> dict[str, str]:
     """Model name and version for responses."""
-    return {"name": seg.spec.name, "version": seg.spec.version}
+    return cutout.model_info(seg)
 
 
 def _arrived_at() -> float:
@@ -97,9 +97,8 @@ def run_prediction(seg: Segmenter, data: bytes, ticket: Ticket, *,
         width, height = images.open_image(data, max_pixels).size  # the header only: sizes the work before it starts
         ticket.start(width * height)
         t0 = time.perf_counter()
-        decoded = images.decode(data, (seg.spec.input_width, seg.spec.input_height), max_pixels=max_pixels,
-                                need_full=need_full, guide_side=seg.guide_side,
-                                max_output_pixels=current_app.config["MAX_OUTPUT_PIXELS"])
+        limits = cutout.DecodeLimits(max_pixels, current_app.config["MAX_OUTPUT_PIXELS"])
+        decoded = cutout.decode_for(seg, data, limits, need_full=need_full)
     except images.ImageError as exc:  # core knows the status and code; the API owns the error shape
         raise ApiError(exc.status, exc.code, exc.message) from exc
     decode_ms = (time.perf_counter() - t0) * 1000
@@ -172,16 +171,16 @@ def _product_or_404(product_id: int) -> sqlite3.Row:
 
 
 def cutout_key(seg: Segmenter, row: sqlite3.Row) -> str:
-    """Cache key part of a catalogue cut-out besides the photo: what the model serves, plus the see-through
-    refinement's version and whether it treated the product as glass (cut-outs made otherwise are not reused)."""
-    return f"{seg.model_hash}-m{matting.MATTING_VERSION}{'g' if catalogue.is_glass(row) else ''}"
+    """Cache key part of a product's cut-out besides the photo (core.cutout.cutout_key)."""
+    return cutout.cutout_key(seg.model_hash, catalogue.is_glass(row))
 
 
 def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
     """A catalogue product's cut-out PNG and detection info, from the cache or computed and cached.
 
     Catalogue cut-outs are made once, so they get the slower see-through refinement (core.matting) at the photo's
-    resolution: openings and glass show what is behind them, edges carry no backdrop fringe."""
+    resolution: openings and glass show what is behind them, edges carry no backdrop fringe. The batch job
+    (`python -m training cutouts`) makes the same entries ahead of time with core.cutout.make_cutout."""
     seg = ready_segmenter()
     cache = _services().cache
     key = cutout_key(seg, row)
@@ -201,15 +200,7 @@ def cached_cutout(row: sqlite3.Row) -> tuple[bytes, dict[str, Any]]:
             log.error("product %s: catalogue photo %s unusable: %s", row["id"], row["image_path"], exc)
             raise ApiError(500, "photo_unreadable",
                            f"the catalogue photo of product {row['id']} cannot be read") from exc
-        refined = matting.see_through_image(decoded.full, pred.mask, glass=catalogue.is_glass(row))
-        # Cropped to the refined alpha, which follows the photo's own edges: the room view reads the product's size
-        # and aspect off the crop.
-        bbox = (matting.opaque_bbox(refined) or pred.detections[0].bbox) if pred.detections else None
-        image = imaging.crop(refined, bbox, margin=CATALOGUE_MARGIN)
-        meta = {"detections": [d.as_dict() for d in pred.detections], "model": _model_info(seg),
-                "width": image.width, "height": image.height, "matting": matting.MATTING_VERSION,
-                "crop": list(imaging.crop_box(refined.size, bbox, CATALOGUE_MARGIN))}
-        png = imaging.png_bytes(image)
+        png, meta = cutout.compose_cutout(seg, decoded.full, pred, glass=catalogue.is_glass(row))
     cache.put(row["image_sha256"], key, png, meta)
     return png, meta
 

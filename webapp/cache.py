@@ -1,14 +1,16 @@
-"""On-disk cache of catalogue cut-outs, keyed by the photo's sha256 and the model's hash."""
+"""The web app's cut-out cache: core.cutout_store's layout in CACHE_DIR, keyed by the photo's sha256 and cutout_key.
+
+A batch run (`python -m training cutouts`) writes the same layout, so CACHE_DIR may point at its output folder (or a
+synced copy of its S3 prefix): precomputed cut-outs are served with no model call.
+"""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.manifest import atomic_write_bytes
+from core.cutout_store import CutoutStore, LocalStorage
 
 log = logging.getLogger(__name__)
 
@@ -22,34 +24,21 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
 class CutoutCache:
-    """Cut-out PNG plus its detection JSON per (image, model) pair."""
+    """Cut-out PNG plus its detection JSON per (image, key) pair, in a local folder."""
 
-    root: Path
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._store = CutoutStore(LocalStorage(self.root))
 
-    def _paths(self, image_sha256: str, model_hash: str) -> tuple[Path, Path]:
-        """PNG and JSON paths of one entry."""
-        folder = self.root / model_hash
-        return folder / f"{image_sha256}.png", folder / f"{image_sha256}.json"
-
-    def get(self, image_sha256: str, model_hash: str) -> tuple[bytes, dict[str, Any]] | None:
+    def get(self, image_sha256: str, key: str) -> tuple[bytes, dict[str, Any]] | None:
         """The cached PNG and detection info, or None when missing or unreadable."""
-        png_path, meta_path = self._paths(image_sha256, model_hash)
-        try:
-            return png_path.read_bytes(), json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, json.JSONDecodeError) as exc:
-            log.warning("ignoring a damaged cache entry %s (%s)", meta_path, exc)
-            return None
+        return self._store.get(image_sha256, key)
 
-    def put(self, image_sha256: str, model_hash: str, png: bytes, meta: dict[str, Any]) -> None:
-        """Store an entry; the JSON is written last so a present JSON implies a complete PNG."""
-        png_path, meta_path = self._paths(image_sha256, model_hash)
+    def put(self, image_sha256: str, key: str, png: bytes, meta: dict[str, Any]) -> None:
+        """Store an entry (JSON last); a failed write is logged, not raised."""
         try:
-            atomic_write_bytes(png_path, png)
-            atomic_write_bytes(meta_path, json.dumps(meta).encode("utf-8"))
+            self._store.put(image_sha256, key, png, meta)
         except OSError as exc:
             # A read-only or full disk costs speed, not correctness: serve the freshly computed cut-out anyway.
             log.warning("could not cache cut-out in %s (%s)", self.root, exc)

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from core import cutout
 from core.manifest import parse_product_size
 
 from .cache import file_sha256
 
 log = logging.getLogger(__name__)
 
-# Catalogue cut-outs are cropped almost tight (a margin of this fraction of the product's larger side on each side),
-# so the room view can tell the product's own width and aspect from the image's.
-CUTOUT_MARGIN = 0.01
+CUTOUT_MARGIN = cutout.CATALOGUE_MARGIN
 _DIM_KEYS = ("width_cm", "depth_cm", "height_cm", "diameter_cm")
 _COLUMNS = ("sku", "name", "category", "class", "image_path", "image_sha256", "width_px", "height_px",
             "dimensions_text", *_DIM_KEYS, "source", "source_url")
@@ -219,8 +218,7 @@ def class_counts(db: sqlite3.Connection) -> list[tuple[str, int]]:
 
 def is_glass(row: sqlite3.Row) -> bool:
     """Whether the shop describes the product as glass (its cut-out then lets the room show through, dimmed)."""
-    text = " ".join(str(row[k] or "") for k in ("name", "category", "class")).lower()
-    return "glass" in text
+    return cutout.is_glass(row["name"], row["category"], row["class"])
 
 
 def product_json(row: sqlite3.Row, url_for: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from core.decision import Decision, product_evidence
-from webapp.segmenter import ModelError, ModelSpec
+from core.segment import ModelError, ModelSpec
 
 
 def with_decision(model_dir, out_dir, entry):

@@ -315,7 +315,7 @@ def test_degenerate_sizes(any_client, size):
 
 @pytest.mark.parametrize("size", [(1, 1), (7, 3), (500, 500)])
 def test_mask_png_round_trips_exactly(size):
-    from webapp.imaging import mask_png
+    from core.imaging import mask_png
 
     arr = np.random.default_rng(0).integers(0, 256, (size[1], size[0]), dtype=np.uint8)
     arr[: size[1] // 2] = 0  # long runs, like a real mask

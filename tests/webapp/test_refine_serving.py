@@ -10,7 +10,7 @@ from PIL import Image
 
 from core.images import decode
 from core.refine import GuidedFilter, fit_within
-from webapp.segmenter import ModelError, ModelSpec, Segmenter
+from core.segment import ModelError, ModelSpec, Segmenter
 
 from .conftest import REFINE
 
