@@ -155,12 +155,12 @@ def _load(product_id: str) -> tuple[Any, list[Any]]:
     return found
 
 
-def _picture(product_id: str, index: int) -> Any:
-    """One picture row of a product, or 404."""
-    _, pictures = _load(product_id)
+def _picture(product_id: str, index: int) -> tuple[Any, Any]:
+    """A product and one of its picture rows, or 404."""
+    row, pictures = _load(product_id)
     if not 0 <= index < len(pictures):
         raise ApiError(404, "not_found", f"the product has no picture {index}")
-    return pictures[index]
+    return row, pictures[index]
 
 
 @bp.post("/api/intake")
@@ -205,7 +205,7 @@ def delete_product(product_id: str) -> Response:
 @bp.get("/api/intake/<product_id>/pictures/<int:index>")
 def picture(product_id: str, index: int) -> Response:
     """A stored picture (thumbnails to choose from)."""
-    p = _picture(product_id, index)
+    _, p = _picture(product_id, index)
     resp = send_file(shopper.picture_path(p["sha256"], p["ext"]), mimetype=shopper.MIME[p["ext"]], max_age=3600)
     resp.headers["Cache-Control"] = "private, max-age=3600"
     return resp
@@ -216,8 +216,7 @@ def picture_cutout(product_id: str, index: int) -> Response:
     """The chosen picture's cut-out (computed once per picture and model, then cached)."""
     from .api import cached_cutout  # the catalogue's cut-out path: same model, refinement and cache
 
-    p = _picture(product_id, index)
-    row, _ = _load(product_id)
+    row, p = _picture(product_id, index)
     png, meta = cached_cutout({"id": f"shopper:{product_id[:6]}", "image_sha256": p["sha256"],
                                "image_path": str(shopper.picture_path(p["sha256"], p["ext"])),
                                "name": row["title"], "category": None, "class": None})

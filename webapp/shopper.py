@@ -81,7 +81,11 @@ def get_shopper_db() -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=10)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA foreign_keys = ON")
-        db.executescript(SCHEMA)
+        # The tables are made once per app (and file), not on every request's connection.
+        made = current_app.extensions.setdefault("shopper_schema", set())
+        if str(path) not in made:
+            db.executescript(SCHEMA)
+            made.add(str(path))
         g.shopper_db = db
     return g.shopper_db
 
