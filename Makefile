@@ -18,7 +18,7 @@ BATCH_ARGS = --engine $(ENGINE) --workers $(WORKERS) $(if $(ADDRESS),--address $
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: help run test data label cutouts label-extra train evaluate export tune bench probe clean extract-bench crawl-bench \
+.PHONY: help run test data label cutouts label-extra train evaluate export tune bench bench-1x served-eval probe clean extract-bench crawl-bench \
 	review-extra dataset-v2 train-v2 evaluate-v2
 
 help:
@@ -116,8 +116,13 @@ evaluate: export
 tune: $(VENV)/.dev
 	$(PY) -m training tune --encoder-weights $(ENCODER_WEIGHTS) --epochs-frozen 3 --epochs-finetune 3
 
-bench: $(VENV)/.dev
+# 1.x fast vs pix2pix (needs both 1.x training runs in runs/).
+bench-1x: $(VENV)/.dev
 	$(PY) benchmarks/model_bench.py --fast-run $(RUN) --baseline-run $(BASELINE)
+
+# The shipped model against 1.4.1 as served (served-eval's table, file size, ai-edge-litert latency).
+bench: $(VENV)/.dev
+	$(PY) benchmarks/served_bench.py
 
 # ---- model 2.0 (issue 15): ikea + other shops' photos + composites + negatives (docs/model-development.md) ----
 # Needs `make label` (ikea) and `make label-extra` done. Review: automatic checks on the extra labels, overridden by
@@ -163,6 +168,19 @@ evaluate-v2: $(VENV)/.dev
 	$(PY) -m training export --run-dir $(V2_RUN) --work-dir $(V2_EXPORT) --version $(V2_VERSION) --dataset $(V2_DATA)
 	$(PY) -m training evaluate --run-dir $(V2_RUN) --export-dir $(V2_EXPORT) --dataset $(V2_DATA) \
 		--baseline-run $(RUN) --baseline-export-dir models/_work/fast --isnet-model $(ISNET)
+
+# Both models exactly as /predict serves them (TFLite, refinement, decision) on the v2 test split: ikea, cross-shop
+# by background, negatives. 1.4.1 comes out of git (BASELINE_REV: the last commit that shipped it).
+BASELINE_REV ?= 3784a77
+BASELINE_DIR ?= models/_work/1.4.1
+$(BASELINE_DIR)/model.json:
+	mkdir -p $(BASELINE_DIR)
+	git show $(BASELINE_REV):models/roomfit_seg_fp16.tflite > $(BASELINE_DIR)/roomfit_seg_fp16.tflite
+	git show $(BASELINE_REV):models/model.json > $(BASELINE_DIR)/model.json.tmp
+	mv $(BASELINE_DIR)/model.json.tmp $(BASELINE_DIR)/model.json
+
+served-eval: $(VENV)/.dev $(BASELINE_DIR)/model.json
+	$(PY) -m training served-eval --dataset $(V2_DATA) --model-dir $(BASELINE_DIR) models --out models/eval/served.json
 
 # Picture extraction on the annotated real shop pages ($(SHARED)/data/pages): recall, foreign share, parse time.
 extract-bench: $(VENV)/.dev

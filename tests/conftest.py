@@ -1,9 +1,64 @@
 """Fixtures shared by the parts' tests."""
+import hashlib
 import io
+import json
 import struct
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageOps
+
+# Classes of the tiny model: dark pixels are "chair" (blue-ish dark pixels are "other"), white is background.
+TINY_CLASSES = ["background", "chair", "other"]
+TINY_H, TINY_W = 40, 56  # deliberately not square, so a swapped height/width shows up in the tests
+
+
+def build_tiny_model(out_dir: Path) -> Path:
+    """Export a fixed-weight 1x1-convolution segmenter to fp16 TFLite plus a model.json (the models/ contract)."""
+    import tensorflow as tf  # test-only dependency: the app itself runs the .tflite with ai-edge-litert
+
+    # logits = x @ W + b with x the raw RGB 0..255 pixel: background rises with brightness, chair and other
+    # with darkness; the red-minus-blue term decides between chair and other.
+    k = 20.0 / 765.0
+    w = np.array([
+        [k, -k + 10 / 255, -k - 10 / 255],    # R
+        [k, -k, -k],                          # G
+        [k, -k - 10 / 255, -k + 10 / 255],    # B
+    ], np.float32).reshape(1, 1, 3, 3)
+    b = np.array([-10.0, 10.5, 10.0], np.float32)
+
+    class Tiny(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, TINY_H, TINY_W, 3], tf.float32)])
+        def __call__(self, x):
+            return tf.nn.conv2d(x, tf.constant(w), strides=1, padding="SAME") + tf.constant(b)
+
+    module = Tiny()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.__call__.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    tflite = converter.convert()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "tiny_fp16.tflite").write_bytes(tflite)
+    meta = {
+        "name": "tiny-test", "version": "0.0.1", "created": "2026-01-01T00:00:00Z", "classes": TINY_CLASSES,
+        "input": {"height": TINY_H, "width": TINY_W, "channels": 3, "dtype": "float32", "range": [0, 255],
+                  "color": "RGB", "resize": "bilinear", "antialias": False},
+        "output": {"kind": "logits", "layout": "NHWC", "height": TINY_H, "width": TINY_W,
+                   "channels": len(TINY_CLASSES)},
+        "serving_file": "tflite_fp16",
+        "files": {"tflite_fp16": {"path": "tiny_fp16.tflite", "sha256": hashlib.sha256(tflite).hexdigest(),
+                                  "bytes": len(tflite)}},
+        "metrics": {},
+    }
+    (out_dir / "model.json").write_text(json.dumps(meta, indent=2))
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """The tiny model (dark pixels are a chair on white), built once per test session."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture

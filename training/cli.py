@@ -306,6 +306,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_served_eval(args: argparse.Namespace) -> int:
+    """Score each models folder through the served path; print a table and write JSON."""
+    from .dataset import load_dataset_file
+    from .io import atomic_write_json
+    from .served_eval import served_evaluation
+
+    items = load_dataset_file(args.dataset)
+    results = [served_evaluation(d, items) for d in args.model_dir]
+    for r in results:
+        name = f"{r['model']['name']} {r['model']['version']}"
+        rows = [("ikea (classed)", r["ikea"]), ("ikea (all products)", r["ikea_products"])]
+        rows += [(f"cross-shop {k}", v) for k, v in r["cross_shop"].items()]
+        rows.append(("category, ikea + cross-shop", r["category_both"]))
+        for label, g in rows:
+            acc = (f", category acc {g['category_accuracy']:.3f} ({_interval(g['category_accuracy_ci95'])}), "
+                   f"labelled {g['labelled_share']:.2f}" if g.get("category_accuracy_ci95") else "")
+            print(f"{name} {label} ({g['images']} photos): fg IoU {g['foreground_iou']:.4f} "
+                  f"({_interval(g['foreground_iou_ci95'])}){acc}, no product {g['no_product']}")
+        neg = r["negatives"]
+        if neg["images"]:
+            print(f"{name} negatives: {neg['with_product']}/{neg['images']} get a product "
+                  f"({neg['false_positive_rate']:.3f}, {_interval(neg['false_positive_rate_ci95'])})")
+    atomic_write_json(args.out, {"dataset": str(args.dataset), "results": results})
+    print(f"written {args.out}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export a run to every format; ship it unless --no-ship."""
     from .evaluate import headline, read_metrics
@@ -581,6 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-precision", type=float, default=0.95,
                    help="the class is named only above the score at which it is right this often on val")
     p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser("served-eval", help="score models folders exactly as /predict serves them (TFLite, "
+                                           "refinement, decision) on a dataset's test split")
+    p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2.json"))
+    p.add_argument("--model-dir", type=Path, nargs="+", default=[Path("models")])
+    p.add_argument("--out", type=Path, default=Path("models/eval/served.json"))
+    p.set_defaults(func=_cmd_served_eval)
 
     p = sub.add_parser("export", help="export a run (.keras, .h5, SavedModel, TFLite fp32/fp16) and ship it")
     p.add_argument("--run-dir", type=Path, default=Path("runs/train_fast"))
