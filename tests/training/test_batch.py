@@ -193,6 +193,48 @@ def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
         server.stop()
 
 
+def test_s3_in_and_out_on_ray(shop, tmp_path, ray_local):
+    """The cluster path: Ray workers read photos from S3 and write cut-outs and label-cache entries to S3 (moto),
+    byte for byte what the local engine writes to a folder."""
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        # Credentials travel in the storage options: Ray workers do not see this process's environment.
+        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
+        for bucket in ("shop", "cutouts"):
+            s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(shop), "shop", "ikea/manifest.jsonl")
+        for p in (shop.parent / "img").iterdir():
+            s3.upload_file(str(p), "shop", f"ikea/img/{p.name}")
+        opts = {"key": "testing", "secret": "testing", "skip_instance_cache": True,
+                "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
+        done = make_cutouts("s3://shop/ikea/manifest.jsonl", "s3://cutouts/cache", str(MODELS),
+                            EngineConfig("ray", workers=2, batch_size=2), storage_options=opts)
+        assert (done.ok, done.failed) == (6, 0)
+        listed = s3.list_objects_v2(Bucket="cutouts", Prefix="cache/")["Contents"]
+        remote = {o["Key"][len("cache/"):]: s3.get_object(Bucket="cutouts", Key=o["Key"])["Body"].read()
+                  for o in listed}
+        assert remote == tree(_full_run(shop, tmp_path / "local"))
+
+        remote_cfg = Remote(photo_root="s3://shop/ikea", cache_url="s3://cutouts/label-cache", storage_options=opts)
+        filled, labelled = label_with_engine(_label_cfg(shop, tmp_path / "lab"), SquareTeacher, "fake",
+                                             EngineConfig("ray", workers=2, batch_size=2), remote_cfg)
+        assert (filled.ok, labelled.ok, labelled.from_cache) == (6, 6, 6)
+        assert s3.list_objects_v2(Bucket="cutouts", Prefix="label-cache/fake/")["KeyCount"] == 6
+        local_filled, _ = label_with_engine(_label_cfg(shop, tmp_path / "lab-local"), SquareTeacher, "fake",
+                                            EngineConfig("local"))
+        assert local_filled.ok == 6
+        assert tree(tmp_path / "lab" / "cache") == tree(tmp_path / "lab-local" / "cache")
+    finally:
+        server.stop()
+
+
 def test_the_command_lines(shop, tmp_path, monkeypatch, capsys):
     import training.teacher
     from training.cli import main
