@@ -207,26 +207,27 @@ def test_s3_in_and_out_on_ray(shop, tmp_path, ray_local):
         # Credentials travel in the storage options: Ray workers do not see this process's environment.
         creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
         s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
-        for bucket in ("shop", "cutouts"):
+        # Own buckets: moto keeps its state per process, and the other S3 test fills "shop" and "cutouts".
+        for bucket in ("shop-ray", "cutouts-ray"):
             s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(shop), "shop", "ikea/manifest.jsonl")
+        s3.upload_file(str(shop), "shop-ray", "ikea/manifest.jsonl")
         for p in (shop.parent / "img").iterdir():
-            s3.upload_file(str(p), "shop", f"ikea/img/{p.name}")
+            s3.upload_file(str(p), "shop-ray", f"ikea/img/{p.name}")
         opts = {"key": "testing", "secret": "testing", "skip_instance_cache": True,
                 "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
-        done = make_cutouts("s3://shop/ikea/manifest.jsonl", "s3://cutouts/cache", str(MODELS),
+        done = make_cutouts("s3://shop-ray/ikea/manifest.jsonl", "s3://cutouts-ray/cache", str(MODELS),
                             EngineConfig("ray", workers=2, batch_size=2), storage_options=opts)
         assert (done.ok, done.failed) == (6, 0)
-        listed = s3.list_objects_v2(Bucket="cutouts", Prefix="cache/")["Contents"]
-        remote = {o["Key"][len("cache/"):]: s3.get_object(Bucket="cutouts", Key=o["Key"])["Body"].read()
+        listed = s3.list_objects_v2(Bucket="cutouts-ray", Prefix="cache/")["Contents"]
+        remote = {o["Key"][len("cache/"):]: s3.get_object(Bucket="cutouts-ray", Key=o["Key"])["Body"].read()
                   for o in listed}
         assert remote == tree(_full_run(shop, tmp_path / "local"))
 
-        remote_cfg = Remote(photo_root="s3://shop/ikea", cache_url="s3://cutouts/label-cache", storage_options=opts)
+        remote_cfg = Remote(photo_root="s3://shop-ray/ikea", cache_url="s3://cutouts-ray/label-cache", storage_options=opts)
         filled, labelled = label_with_engine(_label_cfg(shop, tmp_path / "lab"), SquareTeacher, "fake",
                                              EngineConfig("ray", workers=2, batch_size=2), remote_cfg)
         assert (filled.ok, labelled.ok, labelled.from_cache) == (6, 6, 6)
-        assert s3.list_objects_v2(Bucket="cutouts", Prefix="label-cache/fake/")["KeyCount"] == 6
+        assert s3.list_objects_v2(Bucket="cutouts-ray", Prefix="label-cache/fake/")["KeyCount"] == 6
         local_filled, _ = label_with_engine(_label_cfg(shop, tmp_path / "lab-local"), SquareTeacher, "fake",
                                             EngineConfig("local"))
         assert local_filled.ok == 6
