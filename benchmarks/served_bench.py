@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.served.is_file():
         print(f"error: {args.served} missing: run `make served-eval` first")
         return 2
-    results = json.loads(args.served.read_text())["results"]
+    served = json.loads(args.served.read_text())
+    results = served["results"]
     names = [f"{r['model']['name']} {r['model']['version']}" for r in results]
     table = {name: quality_rows(r) for name, r in zip(names, results)}
     files = {}
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         table[name]["litert fp16 ms (1 thread)"] = f"{latency[name]:.2f}"
     keys = list(dict.fromkeys(k for name in names for k in table[name]))
-    print(f"photos: {json.loads(args.served.read_text())['dataset']} (test split)\n")
+    print(f"photos: {served['dataset']} (test split)\n")
     print("| metric | " + " | ".join(names) + " | target |")
     print("|---|" + "---:|" * len(names) + "---|")
     for k in keys:

@@ -1,6 +1,7 @@
 """The batch path (training.batch): both engines give the same files, a killed run resumes, S3 output via moto."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -144,24 +145,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
+@contextlib.contextmanager
+def moto_shop(shop: Path, shop_bucket: str, out_bucket: str):
+    """A moto S3 server on 127.0.0.1 holding the shop's manifest and photos under s3://<shop_bucket>/ikea/ and an
+    empty out_bucket; yields (boto3 client, endpoint). Credentials are moto's "testing" pair, passed explicitly."""
     moto_server = pytest.importorskip("moto.server")
     import boto3
 
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        s3.create_bucket(Bucket="shop")
-        s3.create_bucket(Bucket="cutouts")
-        s3.upload_file(str(shop), "shop", "ikea/manifest.jsonl")
-        for p in (shop.parent / "img").iterdir():
-            s3.upload_file(str(p), "shop", f"ikea/img/{p.name}")
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+        for bucket in (shop_bucket, out_bucket):
+            s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(shop), shop_bucket, "ikea/manifest.jsonl")
+        for photo_file in (shop.parent / "img").iterdir():
+            s3.upload_file(str(photo_file), shop_bucket, f"ikea/img/{photo_file.name}")
+        yield s3, endpoint
+    finally:
+        server.stop()
+
+
+def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")  # the workers of this (local) engine read them from the environment
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with moto_shop(shop, "shop", "cutouts") as (s3, endpoint):
         opts = {"client_kwargs": {"endpoint_url": endpoint}, "skip_instance_cache": True}
         done = make_cutouts("s3://shop/ikea/manifest.jsonl", "s3://cutouts/cache", str(MODELS),
                             EngineConfig("local"), storage_options=opts)
@@ -189,30 +201,14 @@ def test_s3_in_and_out_against_moto(shop, tmp_path, monkeypatch):
         assert (filled.ok, labelled.ok, labelled.from_cache, len(calls)) == (6, 6, 6, 6)
         listed = s3.list_objects_v2(Bucket="cutouts", Prefix="label-cache/fake/")["KeyCount"]
         assert listed == 6 and len(list((tmp_path / "lab" / "cache" / "fake").rglob("*.png"))) == 6
-    finally:
-        server.stop()
 
 
 def test_s3_in_and_out_on_ray(shop, tmp_path, ray_local):
     """The cluster path: Ray workers read photos from S3 and write cut-outs and label-cache entries to S3 (moto),
     byte for byte what the local engine writes to a folder."""
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
+    # Own buckets: moto keeps its state per process, and the other S3 test fills "shop" and "cutouts".
+    with moto_shop(shop, "shop-ray", "cutouts-ray") as (s3, endpoint):
         # Credentials travel in the storage options: Ray workers do not see this process's environment.
-        creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
-        s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
-        # Own buckets: moto keeps its state per process, and the other S3 test fills "shop" and "cutouts".
-        for bucket in ("shop-ray", "cutouts-ray"):
-            s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(shop), "shop-ray", "ikea/manifest.jsonl")
-        for p in (shop.parent / "img").iterdir():
-            s3.upload_file(str(p), "shop-ray", f"ikea/img/{p.name}")
         opts = {"key": "testing", "secret": "testing", "skip_instance_cache": True,
                 "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}}
         done = make_cutouts("s3://shop-ray/ikea/manifest.jsonl", "s3://cutouts-ray/cache", str(MODELS),
@@ -232,8 +228,6 @@ def test_s3_in_and_out_on_ray(shop, tmp_path, ray_local):
                                             EngineConfig("local"))
         assert local_filled.ok == 6
         assert tree(tmp_path / "lab" / "cache") == tree(tmp_path / "lab-local" / "cache")
-    finally:
-        server.stop()
 
 
 def test_the_command_lines(shop, tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Fixtures for the web app tests: a tiny deterministic TFLite model, a small catalogue, app/client/runner."""
+"""Fixtures for the web app tests: the tiny model (tests/conftest.py), a small catalogue, app/client/runner."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
