@@ -151,9 +151,10 @@ dataset-v2: review-extra
 	$(PY) -m training composite --dataset data/dataset_v2_base.json --rooms $(IKEA)/rooms --out data/composite \
 		--count $(COMPOSITES)
 	$(PY) -m training negatives --rooms $(IKEA)/rooms --out data/negatives
+	$(PY) -m training scene-negatives --dataset data/dataset_v2_base.json --rooms $(IKEA)/rooms --out data/negatives_scene
 	$(PY) -m training dataset --manifest $(MANIFEST) --labels $(LABELS) --extra-manifest data/extra/manifest.jsonl \
 		--extra-labels data/labels_extra --extra-review data/review_extra/review.jsonl \
-		--extra-products $(EXTRA)/products.csv --generated data/composite/items.json data/negatives/items.json \
+		--extra-products $(EXTRA)/products.csv --generated data/composite/items.json data/negatives/items.json data/negatives_scene/items.json \
 		--out $(V2_DATA)
 
 train-v2: dataset-v2

@@ -157,6 +157,19 @@ def _cmd_negatives(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_scene_negatives(args: argparse.Namespace) -> int:
+    """No-product crops beside the product in other shops' room photos (train / val), plus train room views."""
+    from .composite import SceneNegativeConfig, make_scene_negatives, sample_sheet
+    from .dataset import load_dataset_file
+
+    cfg = SceneNegativeConfig(out=args.out, count=args.count, room_views=args.room_views, seed=args.seed)
+    items = make_scene_negatives(load_dataset_file(args.dataset), args.rooms, cfg)
+    step = max(1, len(items) // 36)
+    print(f"{len(items)} scene negatives -> {args.out}/items.json; sample sheet "
+          f"{sample_sheet(items[::step][:36], args.out / 'sample_sheet.png')}")
+    return 0
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     """Choose model.json's `decision` on the validation split (products and negatives) and save it in the run."""
     from .calibrate import choose_decision, collect_evidence, write_decision
@@ -571,6 +584,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0, help="multiply the default count per kind (540 train)")
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=_cmd_negatives)
+
+    p = sub.add_parser("scene-negatives", help="no-product crops of room photos beside their product (train / val)")
+    p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2_base.json"),
+                   help="dataset file whose labelled scene photos are cropped (build it first without --generated)")
+    p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
+    p.add_argument("--out", type=Path, default=Path("data/negatives_scene"))
+    p.add_argument("--count", type=int, default=500, help="train crops (val gets a fifth as many)")
+    p.add_argument("--room-views", type=int, default=100, help="random crops/flips of whole train room photos")
+    p.add_argument("--seed", type=int, default=2)
+    p.set_defaults(func=_cmd_scene_negatives)
 
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")
     _add_train_args(p, "runs/train_fast")

@@ -275,15 +275,108 @@ def make_negatives(rooms_dir: Path, cfg: NegativeConfig) -> list[Item]:
     out_items = []
     for split, kind, n in tqdm(plan, desc="negatives", unit="img"):
         image = negative_image(kind, rng, rooms[split], cfg.long_side)
-        pid = f"neg-{split}-{kind}-{n:04d}"
-        zeros = np.zeros(image.shape[:2], np.uint8)
-        paths = _save(cfg.out, pid, image, zeros, zeros)
-        out_items.append(Item(id=pid, image=paths[0], mask=paths[1], alpha=paths[2], klass=None, split=split,
-                              collection="negative", source=kind, background=None, group=pid, kind="negative"))
+        out_items.append(_negative_item(cfg.out, f"neg-{split}-{kind}-{n:04d}", image, split, kind, None))
     atomic_write_json(cfg.out / "items.json", {"version": 2, "per_kind": per_kind,
                                               "items": [asdict(it) for it in out_items]})
     log.info("%d negatives in %s", len(out_items), cfg.out)
     return out_items
+
+
+SCENE_CROP_SHARE = {"train": 1.0, "val": 0.2}  # scene-crop negatives per split, as a share of `count`
+
+
+@dataclass
+class SceneNegativeConfig:
+    """No-product crops cut out of other shops' room photos beside their (teacher-labelled) product."""
+
+    out: Path
+    count: int = 500  # train crops; val gets SCENE_CROP_SHARE["val"] of it (test keeps the fixed kinds above)
+    room_views: int = 100  # train only: random crops/flips of whole train room photos
+    seed: int = 2
+    long_side: int = 480
+    min_side: float = 0.3  # a crop spans at least this share of the photo's width and height
+    max_fg: float = 0.002  # share of the crop the product's alpha may reach (its soft edge)
+
+
+def empty_crop(alpha: np.ndarray, rng: np.random.Generator, min_side: float = 0.3,
+               max_fg: float = 0.002) -> tuple[int, int, int, int] | None:
+    """A box (left, top, right, bottom) beside the product, above it or to either side, that holds none of it;
+    None when no band around the product is large enough."""
+    h, w = alpha.shape
+    fg = alpha > 25
+    if not fg.any():
+        return None
+    ys, xs = np.nonzero(fg)
+    my, mx = int(0.03 * h), int(0.03 * w)  # keep clear of the product's soft edge
+    y0, x0 = max(0, ys.min() - my), max(0, xs.min() - mx)
+    x1 = min(w, xs.max() + 1 + mx)
+    bands = [(0, 0, w, y0), (0, 0, x0, h), (x1, 0, w, h)]  # above, left, right: wall, windows, side tables
+    bands = [b for b in bands if b[2] - b[0] >= min_side * w and b[3] - b[1] >= min_side * h]
+    for n in rng.permutation(len(bands)):
+        bl, bt, br, bb = bands[n]
+        cw = int((br - bl) * rng.uniform(0.7, 1.0))
+        ch = int((bb - bt) * rng.uniform(0.7, 1.0))
+        cw, ch = min(cw, 2 * ch), min(ch, 2 * cw)  # no strips: aspect between 1:2 and 2:1
+        if cw < min_side * w or ch < min_side * h:
+            continue
+        left = int(rng.integers(bl, br - cw + 1))
+        top = int(rng.integers(bt, bb - ch + 1))
+        if fg[top:top + ch, left:left + cw].mean() <= max_fg:
+            return left, top, left + cw, top + ch
+    return None
+
+
+def make_scene_negatives(items: list[Item], rooms_dir: Path, cfg: SceneNegativeConfig) -> list[Item]:
+    """No-product crops of other shops' room photos (train and val by the photo's own split) and varied views of
+    whole train room photos; writes the items file. The held-out test negatives stay `make_negatives`' fixed set."""
+    rng = np.random.default_rng(cfg.seed)
+    scenes = {split: [it for it in items if it.split == split and it.kind == "photo" and it.background == "scene"]
+              for split in SCENE_CROP_SHARE}
+    out_items: list[Item] = []
+    for split, share in SCENE_CROP_SHARE.items():
+        wanted, pool = round(cfg.count * share), list(scenes[split])
+        rng.shuffle(pool)
+        made = 0
+        for item in tqdm(pool, desc=f"scene crops ({split})", unit="photo"):
+            if made >= wanted:
+                break
+            alpha = np.asarray(Image.open(item.alpha).convert("L"))
+            box = empty_crop(alpha, rng, cfg.min_side, cfg.max_fg)
+            if box is None:
+                continue
+            photo = open_upright(item.image).convert("RGB")
+            sx, sy = photo.width / alpha.shape[1], photo.height / alpha.shape[0]  # alpha may be stored smaller
+            crop = photo.crop((round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy)))
+            image = np.asarray(fit_long_side(crop, cfg.long_side))
+            pid = f"neg-{split}-scene-crop-{made:04d}"
+            out_items.append(_negative_item(cfg.out, pid, image, split, "scene-crop", item.group or item.id))
+            made += 1
+        if made < wanted:
+            log.warning("only %d of %d %s scene crops: too few room photos with space beside the product",
+                        made, wanted, split)
+    rooms = list_rooms(rooms_dir)["train"]
+    for n in tqdm(range(cfg.room_views if rooms else 0), desc="room views", unit="img"):
+        room = open_upright(rooms[int(rng.integers(len(rooms)))]).convert("RGB")
+        side = rng.uniform(0.6, 1.0)
+        cw, ch = int(room.width * side), int(room.height * rng.uniform(0.6, 1.0))
+        left, top = int(rng.integers(0, room.width - cw + 1)), int(rng.integers(0, room.height - ch + 1))
+        view = room.crop((left, top, left + cw, top + ch))
+        if rng.uniform() < 0.5:
+            view = view.transpose(Image.FLIP_LEFT_RIGHT)
+        image = np.asarray(fit_long_side(view, cfg.long_side))
+        out_items.append(_negative_item(cfg.out, f"neg-train-room-view-{n:04d}", image, "train", "room-view", None))
+    atomic_write_json(cfg.out / "items.json", {"version": 2, "count": cfg.count, "room_views": cfg.room_views,
+                                              "items": [asdict(it) for it in out_items]})
+    log.info("%d scene negatives in %s", len(out_items), cfg.out)
+    return out_items
+
+
+def _negative_item(out: Path, pid: str, image: np.ndarray, split: str, source: str, group: str | None) -> Item:
+    """Save one no-product image (all-zero mask and alpha) and return its item."""
+    zeros = np.zeros(image.shape[:2], np.uint8)
+    paths = _save(out, pid, image, zeros, zeros)
+    return Item(id=pid, image=paths[0], mask=paths[1], alpha=paths[2], klass=None, split=split,
+                collection="negative", source=source, background=None, group=group or pid, kind="negative")
 
 
 def sample_sheet(items: list[Item], out_png: Path, cell: int = 200, columns: int = 6) -> Path:

@@ -2,8 +2,10 @@
 import numpy as np
 from PIL import Image
 
-from training.composite import (CompositeConfig, NegativeConfig, composite_one, make_composites, make_negatives,
-                                room_split)
+import pytest
+
+from training.composite import (CompositeConfig, NegativeConfig, SceneNegativeConfig, composite_one, empty_crop,
+                                make_composites, make_negatives, make_scene_negatives, room_split)
 from training.dataset import Item, load_dataset_file
 
 CLASSES = ("background", "couch", "chair")
@@ -76,3 +78,55 @@ def test_negatives_are_empty_and_keep_rooms_apart(tmp_path):
         assert it.kind == "negative" and it.klass is None
         assert np.asarray(Image.open(it.mask)).max() == 0 and np.asarray(Image.open(it.alpha)).max() == 0
     assert {room_split(f"room{k}.jpg") for k in range(100)} == {"train", "val", "test"}
+
+
+def _alpha(box, shape=(100, 100)):
+    """An alpha map with the product filling `box` (top, bottom, left, right)."""
+    alpha = np.zeros(shape, np.uint8)
+    t, b, l, r = box
+    alpha[t:b, l:r] = 255
+    return alpha
+
+
+@pytest.mark.parametrize("box, found", [
+    ((0, 100, 0, 100), False),  # the product fills the photo: nothing beside it
+    ((10, 100, 10, 90), False),  # bands of 7 and 7 px: too small for a 30% crop
+    ((50, 100, 20, 80), True),  # a bed in the lower half: the wall above it
+    ((0, 100, 0, 40), True),  # a chair on the left: the right side
+    ((0, 0, 0, 0), False),  # no product at all: nothing to crop beside
+])
+def test_empty_crop_finds_room_beside_the_product_only(box, found):
+    alpha = _alpha(box)
+    for seed in range(20):
+        crop = empty_crop(alpha, np.random.default_rng(seed))
+        assert (crop is not None) == found
+        if crop:
+            left, top, right, bottom = crop
+            assert right - left >= 30 and bottom - top >= 30
+            assert 0.5 <= (right - left) / (bottom - top) <= 2.0
+            assert alpha[top:bottom, left:right].max() == 0
+
+
+def test_scene_negatives_crop_beside_the_product_by_the_photos_split(tmp_path):
+    items = []
+    for n, split in enumerate(["train"] * 4 + ["val"] * 2 + ["test"] * 2):
+        image = np.full((100, 100, 3), 20 + 25 * n, np.uint8)
+        image[60:, 20:80] = (200, 30, 30)  # the product: never in a crop
+        alpha = _alpha((60, 100, 20, 80))
+        Image.fromarray(image).save(tmp_path / f"p{n}.png")
+        Image.fromarray(alpha).save(tmp_path / f"p{n}.alpha.png")
+        items.append(Item(f"p{n}", str(tmp_path / f"p{n}.png"), "m", str(tmp_path / f"p{n}.alpha.png"), "bed",
+                          split, background="scene", group=f"g{n}"))
+    items.append(Item("w", "x", "y", "z", "bed", "train", background="white"))  # not a scene: never cropped
+    out = make_scene_negatives(items, _rooms(tmp_path, 30),
+                               SceneNegativeConfig(out=tmp_path / "neg", count=4, room_views=3))
+    crops = [it for it in out if it.source == "scene-crop"]
+    assert sorted(it.split for it in crops) == ["train"] * 4 + ["val"]  # val: a fifth; test: none
+    assert {it.group for it in crops if it.split == "val"} <= {"g4", "g5"}  # a crop stays in its photo's group
+    assert sum(it.source == "room-view" and it.split == "train" for it in out) == 3
+    for it in out:
+        assert it.kind == "negative" and np.asarray(Image.open(it.mask)).max() == 0
+        if it.source == "scene-crop":
+            pixels = np.asarray(Image.open(it.image)).astype(int)
+            assert not ((pixels[..., 0] > 150) & (pixels[..., 1] < 80)).any()  # none of the red product
+    assert load_dataset_file(tmp_path / "neg" / "items.json") == out
