@@ -162,7 +162,8 @@ def _cmd_scene_negatives(args: argparse.Namespace) -> int:
     from .composite import SceneNegativeConfig, make_scene_negatives, sample_sheet
     from .dataset import load_dataset_file
 
-    cfg = SceneNegativeConfig(out=args.out, count=args.count, room_views=args.room_views, seed=args.seed)
+    cfg = SceneNegativeConfig(out=args.out, count=args.count, room_views=args.room_views, seed=args.seed,
+                              min_side=args.min_side)
     items = make_scene_negatives(load_dataset_file(args.dataset), args.rooms, cfg)
     step = max(1, len(items) // 36)
     print(f"{len(items)} scene negatives -> {args.out}/items.json; sample sheet "
@@ -590,9 +591,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset file whose labelled scene photos are cropped (build it first without --generated)")
     p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
     p.add_argument("--out", type=Path, default=Path("data/negatives_scene"))
-    p.add_argument("--count", type=int, default=500, help="train crops (val gets a fifth as many)")
-    p.add_argument("--room-views", type=int, default=100, help="random crops/flips of whole train room photos")
-    p.add_argument("--seed", type=int, default=2)
+    from .composite import SceneNegativeConfig
+
+    d = SceneNegativeConfig(out=Path("data/negatives_scene"))
+    p.add_argument("--count", type=int, default=d.count, help="train crops (val gets a fifth as many)")
+    p.add_argument("--room-views", type=int, default=d.room_views, help="random crops/flips of whole train room photos")
+    p.add_argument("--min-side", type=float, default=d.min_side, help="a crop spans at least this share of the "
+                                                                      "photo's width and height")
+    p.add_argument("--seed", type=int, default=d.seed)
     p.set_defaults(func=_cmd_scene_negatives)
 
     p = sub.add_parser("train", help="train the segmentation model (frozen encoder, then fine-tuning; resumable)")

@@ -90,7 +90,8 @@ def _alpha(box, shape=(100, 100)):
 
 @pytest.mark.parametrize("box, found", [
     ((0, 100, 0, 100), False),  # the product fills the photo: nothing beside it
-    ((10, 100, 10, 90), False),  # bands of 7 and 7 px: too small for a 30% crop
+    ((10, 100, 10, 90), False),  # bands of 7 and 7 px: too small for a 15% crop
+    ((20, 100, 20, 80), True),  # a tightly framed shop photo: the 17 px of wall above the sofa
     ((50, 100, 20, 80), True),  # a bed in the lower half: the wall above it
     ((0, 100, 0, 40), True),  # a chair on the left: the right side
     ((0, 0, 0, 0), False),  # no product at all: nothing to crop beside
@@ -102,7 +103,7 @@ def test_empty_crop_finds_room_beside_the_product_only(box, found):
         assert (crop is not None) == found
         if crop:
             left, top, right, bottom = crop
-            assert right - left >= 30 and bottom - top >= 30
+            assert right - left >= 15 and bottom - top >= 15
             assert 0.5 <= (right - left) / (bottom - top) <= 2.0
             assert alpha[top:bottom, left:right].max() == 0
 
