@@ -131,14 +131,15 @@ REVIEW_MANUAL ?= data/review_manual_extra.jsonl
 V2_DATA     ?= data/dataset_v2.json
 V2_RUN      ?= runs/train_v2
 V2_EXPORT   ?= models/_work/v2
-V2_VERSION  ?= 2.0.0
+V2_VERSION  ?= 2.1.0
 COMPOSITES  ?= 2000
 # 1.4.1's recipe minus --train-on-val: the validation split chooses the served decision (calibrate), so the model
 # must not have seen it. --max-train-other caps unclassed product photos only (not negatives or composites);
-# --repeat-classed 1: classed photos are no longer 10% of the data. 16 epochs fit ~2 h on 2 cores (measured ~1 s per
-# batch of 16); a starting point, not a tuned recipe (docs/model-development.md "Model 2.0").
+# --repeat-classed 1: classed photos are no longer 10% of the data. 12 epochs: 2.0.0's best of 16 was epoch 7 and
+# 2.1.0's was epoch 11 of 12 (~90 s an epoch on 2 idle cores); a starting point, not a tuned recipe
+# (docs/model-development.md "Model 2.0").
 V2_TRAIN_ARGS ?= --unclassed-fg --max-train-other 900 --repeat-classed 1 --image-class-weight 1 --soft-fg-weight 1 \
-	--epochs-finetune 0 --epochs-frozen 16
+	--epochs-finetune 0 --epochs-frozen 12
 
 review-extra: $(VENV)/.dev
 	$(PY) -m training review --manifest data/extra/manifest.jsonl --labels data/labels_extra --out data/review_extra \
