@@ -590,10 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2_base.json"),
                    help="dataset file whose labelled scene photos are cropped (build it first without --generated)")
     p.add_argument("--rooms", type=Path, default=Path("../shared/data/ikea/rooms"))
-    p.add_argument("--out", type=Path, default=Path("data/negatives_scene"))
     from .composite import SceneNegativeConfig
 
     d = SceneNegativeConfig(out=Path("data/negatives_scene"))
+    p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--count", type=int, default=d.count, help="train crops (val gets a fifth as many)")
     p.add_argument("--room-views", type=int, default=d.room_views, help="random crops/flips of whole train room photos")
     p.add_argument("--min-side", type=float, default=d.min_side, help="a crop spans at least this share of the "
