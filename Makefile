@@ -156,7 +156,7 @@ dataset-v2: review-extra
 	$(PY) -m training dataset --manifest $(MANIFEST) --labels $(LABELS) --extra-manifest data/extra/manifest.jsonl \
 		--extra-labels data/labels_extra --extra-review data/review_extra/review.jsonl \
 		--extra-products $(EXTRA)/products.csv --generated data/composite/items.json data/negatives/items.json data/negatives_scene/items.json \
-		--out $(V2_DATA)
+		--generated-review data/review_negatives.jsonl --out $(V2_DATA)
 
 train-v2: dataset-v2
 	$(PY) -m training train --dataset $(V2_DATA) --run-dir $(V2_RUN) --encoder-weights $(ENCODER_WEIGHTS) \

@@ -123,7 +123,8 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
                         args.extra_review)
     items = build_combined_dataset(sources, args.out, classes,
                                    SplitConfig(max_distance=args.max_distance, hash_cache=args.hash_cache,
-                                               generated=list(args.generated)))
+                                               generated=list(args.generated),
+                                               generated_review=args.generated_review))
     from collections import Counter
 
     for key, n in sorted(Counter(f"{it.split:5s} {it.collection:5s} {it.kind:9s} {it.background or '-'}"
@@ -563,6 +564,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the extra set's products.csv: source and background (scene/plain/white) by id")
     p.add_argument("--generated", type=Path, nargs="*", default=[],
                    help="items files written by `composite` / `negatives`")
+    p.add_argument("--generated-review", type=Path, default=None,
+                   help="decisions by eye on generated items (JSON lines: id, status, reason); rejected ones are "
+                        "left out, e.g. room negatives that show one main product")
     p.add_argument("--max-distance", type=int, default=4,
                    help="photos are one group when pHash and dHash both differ in at most N bits")
     p.add_argument("--hash-cache", type=Path, default=Path("data/phash.json"))

@@ -143,6 +143,9 @@ class SplitConfig:
     max_distance: int = 4  # pHash and dHash bits (training.groups.MAX_DISTANCE)
     hash_cache: Path | None = None  # JSON {sha256: phash}: photos are hashed once
     generated: list[Path] = field(default_factory=list)  # items files of composites / negatives (own splits)
+    # Decisions by eye on generated items (same format as a manual label review): a "negative" that shows a main
+    # product (a room photo dominated by one bed, a wall crop that is one pendant lamp) is left out.
+    generated_review: Path | None = None
 
 
 def _photo_meta(path: Path | None) -> dict[str, dict[str, str]]:
@@ -238,8 +241,13 @@ def build_combined_dataset(sources: list[SourceSpec], out: Path, classes: tuple[
                           split=splits[pid], collection=spec.collection,
                           source=meta.get("source") or record.source or spec.collection,
                           background=meta.get("background") or None, group=groups.get(pid, pid)))
+    generated_rejected = rejected_ids(cfg.generated_review) if cfg.generated_review else set()
     for path in cfg.generated:
-        items.extend(load_dataset_file(path))
+        for item in load_dataset_file(path):
+            if item.id in generated_rejected:
+                dropped[f"{item.kind}: rejected by review"] += 1
+            else:
+                items.append(item)
     straddling = sorted(g for g, ss in _splits_by_group(items).items() if len(ss) > 1)
     if straddling:
         log.warning("%d near-duplicate groups straddle splits (1.x's own ikea split): %s", len(straddling),

@@ -106,6 +106,25 @@ def test_build_combined_dataset(tmp_path):
     assert doc["version"] == 2 and doc["dropped"] == {"extra: rejected by review": 1}
 
 
+def test_generated_items_rejected_by_review_are_left_out(tmp_path):
+    from dataclasses import asdict
+
+    from training.dataset import Item
+
+    manifest, labels = _collection(tmp_path, "ikea", [(f"i{n}", "couch", _texture(300 + n)) for n in range(3)])
+    negatives = [Item(f"neg-test-room-{n}", "i.png", "m.png", "a.png", None, "test", collection="negative",
+                      source="room", kind="negative") for n in range(3)]
+    generated = tmp_path / "negatives.json"
+    generated.write_text(json.dumps({"items": [asdict(it) for it in negatives]}))
+    review = tmp_path / "review_negatives.jsonl"
+    review.write_text(json.dumps({"id": "neg-test-room-1", "status": "rejected", "reason": "main product: bed"}) + "\n")
+    items = build_combined_dataset([SourceSpec("ikea", manifest, labels)], tmp_path / "d.json", CLASSES,
+                                   SplitConfig(hash_cache=tmp_path / "phash.json", generated=[generated],
+                                               generated_review=review))
+    assert [it.id for it in items if it.kind == "negative"] == ["neg-test-room-0", "neg-test-room-2"]
+    assert json.loads((tmp_path / "d.json").read_text())["dropped"] == {"negative: rejected by review": 1}
+
+
 def test_select_keeps_negatives_for_training_only():
     from training.dataset import Item
 
