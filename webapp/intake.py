@@ -15,7 +15,6 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file,
 from w3lib.encoding import html_to_unicode
 
 from core import images
-from core.extract import extract_product
 from core.manifest import Dimensions, parse_dimensions
 
 from . import shopper
@@ -79,6 +78,10 @@ def _page_product(url: str) -> shopper.NewProduct:
         raise FetchRefused("not_html", f"that address is not a web page (it is {page.content_type or 'unknown'})",
                            422)
     _, text = html_to_unicode(page.content_type, page.body)
+    # Imported on first use: the extraction stack (lxml, BeautifulSoup, extruct with rdflib and html5lib) adds ~19 MB
+    # to every worker's resident memory, and only "add by URL" needs it (benchmarks/api_bench.py).
+    from core.extract import extract_product
+
     info = extract_product(text, page.url)
     product = shopper.NewProduct(title=info.title, dimensions=parse_dimensions(info.dimensions_text),
                                  source_url=page.url)

@@ -249,3 +249,17 @@ def test_the_allowlist_is_refused_outside_tests(make_app, monkeypatch):
 
     with pytest.raises(RuntimeError, match="test-only"):
         create_app({"TESTING": False, "SECRET_KEY": "x", "FETCH_ALLOW_NETWORKS": LOCAL})
+
+
+def test_app_start_leaves_the_extraction_stack_unloaded(tmp_path):
+    """extruct (rdflib, html5lib), lxml and BeautifulSoup cost ~19 MB a worker; only "add by URL" imports them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from webapp import create_app; d = sys.argv[1]; "
+            "create_app({'TESTING': True, 'DATABASE': d + '/c.sqlite', 'SHOPPER_DATABASE': d + '/s.sqlite', "
+            "'CACHE_DIR': d + '/cache', 'SHOPPER_DIR': d + '/pictures'}); "
+            "print(sorted(m for m in ('core.extract', 'extruct', 'lxml', 'bs4') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
