@@ -108,6 +108,18 @@ def _cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review_sheets(args: argparse.Namespace) -> int:
+    """Numbered sheets of dataset items for review by eye (decisions go into a manual review file)."""
+    from .dataset import load_dataset_file
+    from .review import SheetConfig, review_sheets
+
+    index = review_sheets(load_dataset_file(args.dataset), args.out,
+                          SheetConfig(split=tuple(args.split), kind=args.kind, background=tuple(args.background),
+                                      klass=tuple(args.klass), source=tuple(args.source)))
+    print(f"{len(index)} {args.kind} items on {args.out}/sheet_*.png; numbers -> ids in {args.out}/index.json")
+    return 0
+
+
 def _cmd_dataset(args: argparse.Namespace) -> int:
     """Build the model 2.0 dataset file: ikea as 1.x split it, the extra set by near-duplicate group, generated items."""
     from .dataset import SourceSpec, SplitConfig, build_combined_dataset
@@ -552,6 +564,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-soft", type=float, default=d.max_soft,
                    help="max share of the foreground with uncertain alpha (0.2..0.8)")
     p.set_defaults(func=_cmd_review)
+
+    p = sub.add_parser("review-sheets", help="numbered sheets of dataset items (photo beside its reference cut-out, or "
+                                             "a negative alone) for review by eye")
+    p.add_argument("--dataset", type=Path, default=Path("data/dataset_v2.json"))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--kind", choices=("photo", "negative"), default="photo")
+    p.add_argument("--split", nargs="*", default=[], help="train / val / test (default: all)")
+    p.add_argument("--background", nargs="*", default=[], help="scene / plain / white (default: all)")
+    p.add_argument("--klass", nargs="*", default=[], help="classes (default: all)")
+    p.add_argument("--source", nargs="*", default=[], help="sources, e.g. flipkart, or room / wall for negatives")
+    p.set_defaults(func=_cmd_review_sheets)
 
     p = sub.add_parser("dataset", help="model 2.0 dataset file: ikea (1.x split) + extra (split by near-duplicate "
                                        "group, reviewed) + composites/negatives")

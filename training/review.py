@@ -16,13 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
 from core.manifest import read_manifest
 
-from .io import atomic_write_bytes
+from .io import atomic_save_png, atomic_write_bytes, open_upright
 from .label import LabelConfig, contact_sheet, read_index
 
 log = logging.getLogger(__name__)
@@ -147,3 +147,56 @@ def review_labels(manifest: Path, labels: Path, out: Path, cfg: ReviewConfig, ma
 def rejected_ids(review: Path) -> set[str]:
     """Ids a review file rejects (empty set when the file does not exist: nothing reviewed yet)."""
     return {pid for pid, e in read_review(review).items() if e.get("status") != "ok"}
+
+
+@dataclass
+class SheetConfig:
+    """Numbered review sheets of dataset items: which items, and the grid."""
+
+    split: tuple[str, ...] = ()  # empty: any
+    kind: str = "photo"  # photo: the photo beside its reference cut-out; negative: the photo alone
+    background: tuple[str, ...] = ()
+    klass: tuple[str, ...] = ()
+    source: tuple[str, ...] = ()
+    cell: int = 150
+    columns: int = 6
+    rows: int = 6
+
+
+def review_sheets(items: list, out: Path, cfg: SheetConfig) -> list[dict]:
+    """Save numbered sheets (sheet_NN.png) of the chosen dataset items and index.json (number -> id) for review by
+    eye: a product photo beside its reference cut-out on green (the reference mask only, never a model's output),
+    so a missing headboard or a mug cut out by its print alone shows; a negative as the photo alone. Returns the
+    index."""
+    def wanted(it) -> bool:
+        return (it.kind == cfg.kind and (not cfg.split or it.split in cfg.split)
+                and (not cfg.background or it.background in cfg.background)
+                and (not cfg.klass or it.klass in cfg.klass) and (not cfg.source or it.source in cfg.source))
+
+    chosen = sorted((it for it in items if wanted(it)), key=lambda it: it.id)
+    if not chosen:
+        raise ValueError(f"no {cfg.kind} items match {cfg}")
+    panels = 2 if cfg.kind == "photo" else 1
+    per_sheet = cfg.columns * cfg.rows
+    out.mkdir(parents=True, exist_ok=True)
+    index = []
+    for start in range(0, len(chosen), per_sheet):
+        sheet = Image.new("RGB", (cfg.columns * panels * cfg.cell, cfg.rows * (cfg.cell + 14)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for n, item in enumerate(chosen[start:start + per_sheet]):
+            photo = open_upright(Path(item.image))
+            shown = [photo]
+            if panels == 2:
+                mask = Image.fromarray(((np.asarray(Image.open(item.mask)) > 0) * 255).astype(np.uint8))
+                shown.append(Image.composite(photo, Image.new("RGB", photo.size, (60, 160, 60)),
+                                             mask.resize(photo.size)))
+            x, y = (n % cfg.columns) * panels * cfg.cell, (n // cfg.columns) * (cfg.cell + 14)
+            for k, image in enumerate(shown):
+                image = image.copy()
+                image.thumbnail((cfg.cell - 4, cfg.cell - 4))
+                sheet.paste(image, (x + k * cfg.cell, y))
+            draw.text((x + 2, y + cfg.cell), f"#{start + n} {item.id}", fill="black")
+            index.append({"no": start + n, "id": item.id, "split": item.split, "klass": item.klass})
+        atomic_save_png(out / f"sheet_{start // per_sheet:02d}.png", sheet)
+    atomic_write_bytes(out / "index.json", json.dumps(index, indent=0).encode("utf-8"))
+    return index

@@ -63,3 +63,28 @@ def test_review_command_writes_verdicts_sheets_and_honours_manual(tiny_data, tmp
     assert verdicts["p05"] == verdicts["p05"] | {"status": "rejected", "reason": "headboard missing", "by": "manual"}
     assert counts["ok"] == 22 and (out / "sheet_split.png").is_file() and (out / "sheet_ok.png").is_file()
     assert rejected_ids(out / "review.jsonl") == {"p03", "p04", "p05"}
+
+
+def test_review_sheets_show_reference_cutouts_numbered(tmp_path):
+    from training.dataset import Item
+    from training.review import SheetConfig, review_sheets
+
+    items = []
+    for n, (split, background) in enumerate([("test", "white"), ("val", "white"), ("test", "scene"), ("train", "white")]):
+        photo, mask = tmp_path / f"p{n}.png", tmp_path / f"m{n}.png"
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(photo)
+        m = np.zeros((30, 40), np.uint8)
+        m[:, :20] = 255  # the left half is the product (255: unclassed foreground)
+        Image.fromarray(m).save(mask)
+        items.append(Item(f"x{n}", str(photo), str(mask), str(mask), None, split, collection="extra",
+                          background=background))
+    cfg = SheetConfig(split=("test", "val"), background=("white",), cell=50, columns=2, rows=1)
+    index = review_sheets(items, tmp_path / "sheets", cfg)
+    assert [e["id"] for e in index] == ["x0", "x1"] and [e["no"] for e in index] == [0, 1]
+    assert json.loads((tmp_path / "sheets" / "index.json").read_text()) == index
+    sheet = np.asarray(Image.open(tmp_path / "sheets" / "sheet_00.png").convert("RGB"))
+    assert sheet.shape == (64, 200, 3)  # one row of 2 items × (photo, cut-out) at 50 px, plus a caption line
+    cut = sheet[5:25, 50:90]  # x0's cut-out (40×30, never enlarged): red product on the left, green where empty
+    assert (cut[:, 5] == [200, 30, 30]).all() and (cut[:, 30] == [60, 160, 60]).all()
+    negatives = [Item("n0", items[0].image, items[0].mask, items[0].alpha, None, "test", kind="negative")]
+    assert [e["id"] for e in review_sheets(negatives, tmp_path / "neg", SheetConfig(kind="negative"))] == ["n0"]
