@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -24,6 +25,9 @@ from core.manifest import read_manifest
 
 from .io import atomic_save_png, atomic_write_bytes, open_upright
 from .label import LabelConfig, contact_sheet, read_index
+
+if TYPE_CHECKING:  # dataset imports this module at run time
+    from .dataset import Item
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +167,12 @@ class SheetConfig:
     rows: int = 6
 
 
-def review_sheets(items: list, out: Path, cfg: SheetConfig) -> list[dict]:
+def review_sheets(items: "list[Item]", out: Path, cfg: SheetConfig) -> list[dict]:
     """Save numbered sheets (sheet_NN.png) of the chosen dataset items and index.json (number -> id) for review by
     eye: a product photo beside its reference cut-out on green (the reference mask only, never a model's output),
     so a missing headboard or a mug cut out by its print alone shows; a negative as the photo alone. Returns the
     index."""
-    def wanted(it) -> bool:
+    def wanted(it: "Item") -> bool:
         return (it.kind == cfg.kind and (not cfg.split or it.split in cfg.split)
                 and (not cfg.background or it.background in cfg.background)
                 and (not cfg.klass or it.klass in cfg.klass) and (not cfg.source or it.source in cfg.source))
